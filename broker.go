@@ -1,0 +1,466 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+const (
+	// DefaultBufferSize is the buffer size of a subscription unless
+	// [WithBufferSize] says otherwise. A buffer is allocated in full when
+	// the subscription is created: at 56 bytes a slot, 32 slots are 1.75
+	// KiB, so a million subscriptions hold about 1.8 GB of buffers.
+	DefaultBufferSize = 32
+
+	// MaxBufferSize is the largest buffer [WithBufferSize] accepts (about
+	// 940 MB of slots).
+	MaxBufferSize = 1 << 24
+)
+
+var (
+	// ErrClosed is returned by every method of a closed Broker or
+	// Subscription.
+	ErrClosed = errors.New("pubsub: closed")
+	// ErrSlowConsumer is the reason a subscription under the Disconnect
+	// policy was closed: its buffer was full.
+	ErrSlowConsumer = errors.New("pubsub: slow consumer")
+	// ErrNoArguments is returned by a subscribe call given no channel or
+	// pattern, where Redis replies "wrong number of arguments".
+	ErrNoArguments = errors.New("pubsub: wrong number of arguments")
+	// ErrNilContext is returned by every method given a nil context.
+	ErrNilContext = errors.New("pubsub: nil context")
+	// ErrInvalidOption is returned when an option has a value out of its
+	// documented range. A Broker made by New with such an option returns
+	// it from every method.
+	ErrInvalidOption = errors.New("pubsub: invalid option")
+)
+
+// Overflow is what happens to a message published to a subscription whose
+// buffer is full.
+type Overflow uint8
+
+const (
+	// DropNewest drops the new message for that subscription and counts it
+	// in Dropped. Publish never blocks. Like Redis, delivery is at most
+	// once. This is the default.
+	DropNewest Overflow = iota
+	// DropOldest evicts the oldest queued message to make room for the new
+	// one, so a slow consumer sees the latest messages; the evicted one is
+	// counted in Dropped. Publish never blocks.
+	DropOldest
+	// Disconnect closes the subscription, as Redis disconnects a client
+	// past its output-buffer limit: its channel closes after the queued
+	// messages and Err reports ErrSlowConsumer. Publish never blocks.
+	Disconnect
+	// Block makes Publish wait for room until its context ends (the
+	// message is then dropped for that subscription and Publish returns
+	// the context's error) or the subscription closes. A consumer that
+	// publishes to itself from its receive loop can wait on itself, so
+	// give Publish a context with a deadline.
+	Block
+)
+
+// String returns the name of the policy.
+func (o Overflow) String() string {
+	switch o {
+	case DropNewest:
+		return "DropNewest"
+	case DropOldest:
+		return "DropOldest"
+	case Disconnect:
+		return "Disconnect"
+	case Block:
+		return "Block"
+	}
+	return fmt.Sprintf("Overflow(%d)", uint8(o))
+}
+
+// config holds the settings of a subscription. New takes them as the
+// defaults of every subscription; NewSubscription overrides them for one.
+type config struct {
+	bufferSize int
+	overflow   Overflow
+	onDrop     func(*Subscription, Message)
+	err        error
+}
+
+// Option configures a Broker (for every subscription) when given to [New],
+// or one subscription when given to [Broker.NewSubscription].
+type Option func(*config)
+
+// WithBufferSize sets how many messages a subscription can hold before its
+// overflow policy applies. The valid range is 0 to [MaxBufferSize]; with 0
+// a message is delivered only to a consumer already waiting for it. The
+// default is [DefaultBufferSize].
+func WithBufferSize(n int) Option {
+	return func(c *config) {
+		if n < 0 || n > MaxBufferSize {
+			c.err = fmt.Errorf("%w: WithBufferSize(%d): want 0 to %d", ErrInvalidOption, n, MaxBufferSize)
+			return
+		}
+		c.bufferSize = n
+	}
+}
+
+// WithOverflow sets what happens when a subscription's buffer is full:
+// [DropNewest], [DropOldest], [Disconnect] or [Block]. The default is
+// [DropNewest].
+func WithOverflow(policy Overflow) Option {
+	return func(c *config) {
+		if policy > Block {
+			c.err = fmt.Errorf("%w: WithOverflow(%v)", ErrInvalidOption, policy)
+			return
+		}
+		c.overflow = policy
+	}
+}
+
+// WithDropHandler sets a function called once for every message a
+// subscription loses (refused by a full buffer, or evicted by DropOldest),
+// so that at-most-once delivery is never silent. It runs on the publishing
+// goroutine with no lock held, so it may call any method, but it delays
+// that Publish while it runs. A nil fn removes the handler. The default is
+// no handler; [SubscriptionStats].Dropped counts drops either way.
+func WithDropHandler(fn func(s *Subscription, m Message)) Option {
+	return func(c *config) { c.onDrop = fn }
+}
+
+func (c config) with(opts []Option) config {
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// Stats are a Broker's figures.
+type Stats struct {
+	Published     uint64 // Publish and SPublish calls that published
+	Delivered     uint64 // messages put in a subscription's buffer
+	Dropped       uint64 // messages a subscription lost to overflow
+	Channels      int    // channels with at least one subscriber
+	Patterns      int    // unique patterns subscribed to
+	ShardChannels int    // shard channels with at least one subscriber
+	Subscriptions int    // open subscriptions
+}
+
+// Broker is an in-process publish/subscribe engine with Redis Pub/Sub
+// semantics. All its methods are safe for concurrent use. A Publish
+// synchronizes before the receipt of the messages it queues.
+//
+// Use [New] to create a Broker; the zero value is not usable.
+type Broker struct {
+	cfg           config
+	channels      *topicIndex
+	shardChannels *topicIndex
+	patterns      *patternIndex
+
+	// closed is read on every Publish without taking mu.
+	closed atomic.Bool
+
+	mu sync.Mutex
+	// guards subs
+	subs map[*Subscription]struct{}
+}
+
+// New returns a Broker. Options set the defaults of every subscription.
+// New never fails: an option with an invalid value makes every method of
+// the Broker return an error wrapping [ErrInvalidOption].
+func New(opts ...Option) *Broker {
+	return &Broker{
+		cfg:           config{bufferSize: DefaultBufferSize}.with(opts),
+		channels:      newTopicIndex(),
+		shardChannels: newTopicIndex(),
+		patterns:      newPatternIndex(),
+		subs:          make(map[*Subscription]struct{}),
+	}
+}
+
+// checkContext returns the error a call given ctx must fail with, if any.
+func checkContext(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
+	return ctx.Err()
+}
+
+// check returns the error any call on b must fail with, if any.
+func (b *Broker) check(ctx context.Context) error {
+	if b.cfg.err != nil {
+		return b.cfg.err
+	}
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	return checkContext(ctx)
+}
+
+// NewSubscription returns a subscription with no channels yet; add them
+// with its Subscribe, PSubscribe and SSubscribe methods. Options override
+// the Broker's defaults for this subscription only.
+func (b *Broker) NewSubscription(opts ...Option) (*Subscription, error) {
+	if err := b.check(context.Background()); err != nil {
+		return nil, err
+	}
+	cfg := b.cfg.with(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	s := newSubscription(b, cfg)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return nil, ErrClosed
+	}
+	b.subs[s] = struct{}{}
+	return s, nil
+}
+
+// Subscribe returns a new subscription to channels, live when it returns:
+// every Publish that starts afterwards reaches it. Like Redis, it needs at
+// least one channel; use [Broker.NewSubscription] for an empty one.
+func (b *Broker) Subscribe(ctx context.Context, channels ...string) (*Subscription, error) {
+	return b.subscribe(ctx, (*Subscription).Subscribe, channels)
+}
+
+// PSubscribe returns a new subscription to Redis glob patterns, live when
+// it returns. Every pattern is valid, as in Redis.
+func (b *Broker) PSubscribe(ctx context.Context, patterns ...string) (*Subscription, error) {
+	return b.subscribe(ctx, (*Subscription).PSubscribe, patterns)
+}
+
+// SSubscribe returns a new subscription to shard channels, live when it
+// returns. Only [Broker.SPublish] reaches shard channels.
+func (b *Broker) SSubscribe(ctx context.Context, channels ...string) (*Subscription, error) {
+	return b.subscribe(ctx, (*Subscription).SSubscribe, channels)
+}
+
+func (b *Broker) subscribe(ctx context.Context, add func(*Subscription, context.Context, ...string) error, names []string) (*Subscription, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	s, err := b.NewSubscription()
+	if err != nil {
+		return nil, err
+	}
+	if err := add(s, ctx, names...); err != nil {
+		s.close(ErrClosed)
+		return nil, err
+	}
+	return s, nil
+}
+
+// Publish sends payload to every subscription of channel and to every
+// subscription with a pattern that matches it, and returns the number of
+// receivers exactly as Redis's PUBLISH does: one per subscription holding
+// the channel plus one per (subscription, matching pattern) pair, whether
+// or not the buffer had room. A subscription holding the channel and two
+// matching patterns receives three messages.
+//
+// Publish never blocks unless a receiver uses the [Block] policy. It
+// returns ctx.Err() without publishing if ctx has already ended. Messages
+// published one after another by one goroutine reach each subscription in
+// that order.
+func (b *Broker) Publish(ctx context.Context, channel, payload string) (int, error) {
+	if err := b.check(ctx); err != nil {
+		return 0, err
+	}
+	members, sh := b.channels.lookup(channel)
+	var stack [8][]*member
+	byPattern := b.patterns.collect(channel, stack[:0])
+
+	var t tally
+	msg := Message{Kind: KindMessage, Channel: channel, Payload: payload}
+	t.offer(ctx, members, msg)
+	msg.Kind = KindPMessage
+	for _, ms := range byPattern {
+		for _, mb := range ms {
+			msg.Pattern = mb.name
+			t.offerOne(ctx, mb, msg)
+		}
+	}
+	t.record(sh)
+	return t.receivers, t.err
+}
+
+// SPublish sends payload to every subscription of the shard channel, as
+// Redis's SPUBLISH does, and returns the number of receivers. Patterns
+// never match shard channels. It blocks only as [Broker.Publish] does.
+func (b *Broker) SPublish(ctx context.Context, shardChannel, payload string) (int, error) {
+	if err := b.check(ctx); err != nil {
+		return 0, err
+	}
+	members, sh := b.shardChannels.lookup(shardChannel)
+	var t tally
+	t.offer(ctx, members, Message{Kind: KindSMessage, Channel: shardChannel, Payload: payload})
+	t.record(sh)
+	return t.receivers, t.err
+}
+
+// tally counts the outcome of one publish.
+type tally struct {
+	receivers, delivered, dropped int
+	err                           error
+}
+
+func (t *tally) offer(ctx context.Context, members []*member, m Message) {
+	for _, mb := range members {
+		t.offerOne(ctx, mb, m)
+	}
+}
+
+func (t *tally) offerOne(ctx context.Context, mb *member, m Message) {
+	out, err := mb.s.offer(ctx, mb, m)
+	switch out {
+	case outGone:
+		return
+	case outDelivered:
+		t.delivered++
+	case outDropped:
+		t.dropped++
+	case outEvicted:
+		t.delivered++
+		t.dropped++
+	}
+	t.receivers++
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+}
+
+func (t *tally) record(sh *topicShard) {
+	sh.published.Add(1)
+	if t.delivered > 0 {
+		sh.delivered.Add(uint64(t.delivered))
+	}
+	if t.dropped > 0 {
+		sh.dropped.Add(uint64(t.dropped))
+	}
+}
+
+// Channels returns the channels that have at least one subscriber and
+// match the Redis glob pattern, in no particular order (PUBSUB CHANNELS).
+// As in go-redis, the pattern "*" lists every active channel, as PUBSUB
+// CHANNELS with no pattern does; it differs from Redis's glob "*" only in
+// including the empty channel name.
+func (b *Broker) Channels(ctx context.Context, pattern string) ([]string, error) {
+	return b.names(ctx, b.channels, pattern)
+}
+
+// ShardChannels returns the shard channels that have at least one
+// subscriber and match pattern, as [Broker.Channels] does (PUBSUB
+// SHARDCHANNELS).
+func (b *Broker) ShardChannels(ctx context.Context, pattern string) ([]string, error) {
+	return b.names(ctx, b.shardChannels, pattern)
+}
+
+func (b *Broker) names(ctx context.Context, x *topicIndex, pattern string) ([]string, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if pattern == "*" {
+		return x.names(func(string) bool { return true }), nil
+	}
+	m := compilePattern(pattern)
+	return x.names(m.match), nil
+}
+
+// NumSub returns the number of subscriptions of each channel, zero for a
+// channel nobody holds (PUBSUB NUMSUB). Pattern subscriptions are not
+// counted, as in Redis.
+func (b *Broker) NumSub(ctx context.Context, channels ...string) (map[string]int, error) {
+	return b.numSub(ctx, b.channels, channels)
+}
+
+// ShardNumSub returns the number of subscriptions of each shard channel
+// (PUBSUB SHARDNUMSUB).
+func (b *Broker) ShardNumSub(ctx context.Context, channels ...string) (map[string]int, error) {
+	return b.numSub(ctx, b.shardChannels, channels)
+}
+
+func (b *Broker) numSub(ctx context.Context, x *topicIndex, channels []string) (map[string]int, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(channels))
+	for _, ch := range channels {
+		out[ch] = x.numSub(ch)
+	}
+	return out, nil
+}
+
+// NumPat returns the number of unique patterns subscribed to by any
+// subscription (PUBSUB NUMPAT, as Redis 6.2 and later count it).
+func (b *Broker) NumPat(ctx context.Context) (int, error) {
+	if err := b.check(ctx); err != nil {
+		return 0, err
+	}
+	return b.patterns.len(), nil
+}
+
+// Stats returns the Broker's figures. It never blocks on publishers and
+// works after Close.
+func (b *Broker) Stats() Stats {
+	p1, d1, x1 := b.channels.counters()
+	p2, d2, x2 := b.shardChannels.counters()
+	b.mu.Lock()
+	n := len(b.subs)
+	b.mu.Unlock()
+	return Stats{
+		Published:     p1 + p2,
+		Delivered:     d1 + d2,
+		Dropped:       x1 + x2,
+		Channels:      int(b.channels.count.Load()),
+		Patterns:      b.patterns.len(),
+		ShardChannels: int(b.shardChannels.count.Load()),
+		Subscriptions: n,
+	}
+}
+
+// Close closes every subscription (their channels close after the messages
+// already queued) and makes every later call return [ErrClosed]. It does
+// not wait for consumers. Calling it again does nothing and returns
+// ErrClosed.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.closed.Store(true)
+	subs := make([]*Subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	for _, s := range subs {
+		s.close(ErrClosed)
+	}
+	return nil
+}
+
+// forget removes a closed subscription from the registry.
+func (b *Broker) forget(s *Subscription) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	b.mu.Unlock()
+}
+
+// index returns the index that holds memberships of kind.
+func (b *Broker) index(kind subKind) indexer {
+	switch kind {
+	case kindPattern:
+		return b.patterns
+	case kindShard:
+		return b.shardChannels
+	}
+	return b.channels
+}
+
+// indexer is what Subscription needs of an index.
+type indexer interface {
+	add(*member)
+	remove(*member)
+}

@@ -1,0 +1,288 @@
+package pubsub
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gopherpubsub/pubsub/internal/redistest"
+)
+
+// refMatch is a plain port of Redis 7.0's stringmatchlen (src/util.c,
+// nocase off): the reference the compiled matcher is checked against.
+func refMatch(pattern, s string) bool {
+	giveUp := false
+	return refMatchNested(pattern, s, 0, &giveUp)
+}
+
+func refMatchNested(p, s string, nesting int, giveUp *bool) bool {
+	if nesting > 1000 { // CVE-2024-31228
+		return false
+	}
+	for len(p) > 0 && len(s) > 0 {
+		switch p[0] {
+		case '*':
+			for len(p) > 1 && p[1] == '*' {
+				p = p[1:]
+			}
+			if len(p) == 1 {
+				return true
+			}
+			for len(s) > 0 {
+				if refMatchNested(p[1:], s, nesting+1, giveUp) {
+					return true
+				}
+				if *giveUp {
+					return false
+				}
+				s = s[1:]
+			}
+			*giveUp = true
+			return false
+		case '?':
+			p, s = p[1:], s[1:]
+		case '[':
+			p = p[1:]
+			negate := len(p) > 0 && p[0] == '^'
+			if negate {
+				p = p[1:]
+			}
+			hit := false
+		class:
+			for {
+				switch {
+				case len(p) >= 2 && p[0] == '\\':
+					hit = hit || p[1] == s[0]
+					p = p[2:]
+				case len(p) == 0:
+					break class
+				case p[0] == ']':
+					p = p[1:]
+					break class
+				case len(p) >= 3 && p[1] == '-':
+					lo, hi, c := int8(p[0]), int8(p[2]), int8(s[0])
+					if lo > hi {
+						lo, hi = hi, lo
+					}
+					hit = hit || (lo <= c && c <= hi)
+					p = p[3:]
+				default:
+					hit = hit || p[0] == s[0]
+					p = p[1:]
+				}
+			}
+			if hit == negate {
+				return false
+			}
+			s = s[1:]
+		case '\\':
+			if len(p) >= 2 {
+				p = p[1:]
+			}
+			fallthrough
+		default:
+			if p[0] != s[0] {
+				return false
+			}
+			p, s = p[1:], s[1:]
+		}
+		if len(s) == 0 {
+			for len(p) > 0 && p[0] == '*' {
+				p = p[1:]
+			}
+			break
+		}
+	}
+	return len(p) == 0 && len(s) == 0
+}
+
+type matchCase struct {
+	name             string
+	pattern, channel string
+	want             bool
+}
+
+// matchCases pin down Redis glob behaviour; every one is also asked of a
+// real redis-server by TestMatchAgainstRedis.
+var matchCases = []matchCase{
+	{"a star matches any suffix", "news:*", "news:korea", true},
+	{"a star needs the literal prefix", "news:*", "news", false},
+	{"a star matches the empty rest", "news:*", "news:", true},
+	{"an empty channel never matches a star", "*", "", false},
+	{"an empty channel matches the empty pattern", "", "", true},
+	{"the empty pattern matches only the empty channel", "", "a", false},
+	{"a lone star matches anything non-empty", "*", "a", true},
+	{"a star in the middle", "a*z", "abcz", true},
+	{"several stars backtrack", "*a*b*c", "xaybzc", true},
+	{"a question mark is one byte", "h?llo", "hello", true},
+	{"a question mark is not one rune", "?", "가", false},
+	{"three question marks are one hangul syllable", "???", "가", true},
+	{"a class", "h[ae]llo", "hallo", true},
+	{"a negated class", "h[^e]llo", "hello", false},
+	{"a negated class matches others", "h[^e]llo", "hallo", true},
+	{"a range", "h[a-b]llo", "hbllo", true},
+	{"a reversed range is swapped", "[z-a]", "m", true},
+	{"an unclosed bracket alone matches nothing", "[", "[", false},
+	{"an unclosed class ends at the pattern end", "[abc", "b", true},
+	{"an unclosed negated empty class matches any byte", "[^", "z", true},
+	{"an empty class matches nothing", "[]", "]", false},
+	{"a bracket right after the opening one closes it", "[]]", "]", false},
+	{"a negated empty class matches any byte", "[^]", "x", true},
+	{"a range swallows the closing bracket: literal after", "[a-]x", "x", true},
+	{"a range swallows the closing bracket: range part", "[a-]x", "^", true},
+	{"a backslash last in a class is literal", "[\\", "\\", true},
+	{"an escaped bracket in an unclosed class", "[\\]", "]", true},
+	{"an escaped dash in a class is literal", "[a\\-z]", "-", true},
+	{"an escaped dash is not a range", "[a\\-z]", "m", false},
+	{"a trailing backslash is literal", "a\\", "a\\", true},
+	{"an escaped star is literal", "\\*", "*", true},
+	{"an escaped star matches only a star", "\\*", "a", false},
+	{"an escaped question mark", "a\\?", "a?", true},
+	{"high bytes sort below zero in ranges", "[\x80-\xff]", "a", false},
+	{"a range to a high byte wraps below zero", "[a-\xff]", "\x01", true},
+	{"a range to a high byte includes it", "[a-\xff]", "\xff", true},
+	{"a range to a high byte excludes above a", "[a-\xff]", "b", false},
+	{"hangul literal with a star", "news:서울*", "news:서울시", true},
+	{"braces are literal in Redis", "{a,b}", "a", false},
+	{"braces match themselves", "{a,b}", "{a,b}", true},
+	{"bang does not negate", "[!a]", "b", false},
+	{"bang is a class member", "[!a]", "!", true},
+	{"a NUL byte is an ordinary byte", "a\x00*", "a\x00b", true},
+	{"invalid UTF-8 in a literal prefix", "\xff*", "\xffabc", true},
+	{"invalid UTF-8 matched by a star", "a*b", "a\xea\xb0b", true},
+	{"1000 star groups still match", strings.Repeat("*a", 1000), strings.Repeat("a", 1000), true},
+	{"1001 star groups never match (CVE-2024-31228)", strings.Repeat("*a", 1001), strings.Repeat("a", 1001), false},
+	{"a trailing star group does not count", strings.Repeat("*a", 1000) + "*", strings.Repeat("a", 1001), true},
+}
+
+func TestMatchTable(t *testing.T) {
+	for _, tc := range matchCases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := compilePattern(tc.pattern).match(tc.channel)
+			assert.Equal(t, tc.want, got, "match(%q, %q)", tc.pattern, tc.channel)
+			assert.Equal(t, tc.want, refMatch(tc.pattern, tc.channel), "refMatch(%q, %q)", tc.pattern, tc.channel)
+		})
+	}
+}
+
+func TestMatcherKinds(t *testing.T) {
+	cases := []struct {
+		pattern string
+		want    matcherKind
+	}{
+		{"news", matchExact},
+		{"news:*", matchGlob},
+		{"*:서울:*", matchGlob},
+		{"a\\*b*", matchGlob},
+		{"{a,b}*", matchGlob},
+		{"\xff*", matchTokens}, // gobwas cannot express invalid UTF-8
+		{"h?llo", matchTokens},
+		{"[ab]*", matchTokens},
+		{strings.Repeat("*a", 1001), matchNever},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, compilePattern(tc.pattern).kind, "kind of %q", tc.pattern)
+	}
+}
+
+func FuzzMatch(f *testing.F) {
+	for _, tc := range matchCases {
+		if len(tc.pattern) < 100 {
+			f.Add(tc.pattern, tc.channel)
+		}
+	}
+	f.Fuzz(func(t *testing.T, pattern, channel string) {
+		if len(pattern) > 64 || len(channel) > 64 {
+			return // keep the reference's recursion cheap
+		}
+		want := refMatch(pattern, channel)
+		if got := compilePattern(pattern).match(channel); got != want {
+			t.Fatalf("match(%q, %q) = %v; want %v (kind %d)", pattern, channel, got, want, compilePattern(pattern).kind)
+		}
+	})
+}
+
+// genPiece strings pieces together: random byte strings made of the bytes
+// that matter to the glob, whole and partial UTF-8 sequences included.
+func genPiece(r *rand.Rand, pieces []string, maxPieces int) string {
+	var b strings.Builder
+	for range r.IntN(maxPieces + 1) {
+		b.WriteString(pieces[r.IntN(len(pieces))])
+	}
+	return b.String()
+}
+
+var (
+	patternPieces = []string{"a", "b", "c", ":", "*", "*", "?", "[", "]", "^", "-", "\\", "가", "\xea", "\xb0", "\xff", "\x80", "{", ","}
+	channelPieces = []string{"a", "b", "c", ":", "[", "]", "^", "-", "\\", "*", "?", "가", "\xea", "\xb0", "\x80", "\xff", "{", ","}
+)
+
+// TestMatchAgainstRedis asks a real redis-server which patterns match
+// which channels: one connection PSUBSCRIBEs every pattern, and each
+// PUBLISH returns how many matched while the pmessages say which.
+func TestMatchAgainstRedis(t *testing.T) {
+	addr := redistest.Start(t)
+	r := rand.New(rand.NewPCG(1, 2))
+
+	patternSet := map[string]bool{}
+	channelSet := map[string]bool{}
+	for _, tc := range matchCases {
+		patternSet[tc.pattern] = true
+		channelSet[tc.channel] = true
+	}
+	for len(patternSet) < 500 {
+		patternSet[genPiece(r, patternPieces, 7)] = true
+	}
+	for len(channelSet) < 120 {
+		channelSet[genPiece(r, channelPieces, 6)] = true
+	}
+	patterns := slices.Sorted(func(yield func(string) bool) {
+		for p := range patternSet {
+			if !yield(p) {
+				return
+			}
+		}
+	})
+	kinds := map[matcherKind]int{}
+	compiled := make([]*matcher, len(patterns))
+	for i, p := range patterns {
+		compiled[i] = compilePattern(p)
+		kinds[compiled[i].kind]++
+	}
+	for _, k := range []matcherKind{matchExact, matchGlob, matchTokens, matchNever} {
+		require.NotZero(t, kinds[k], "the generated patterns must exercise matcher kind %d", k)
+	}
+
+	sub := redistest.Dial(t, addr)
+	sub.Send(append([]string{"PSUBSCRIBE"}, patterns...)...)
+	for range patterns {
+		v := sub.Read()
+		require.Equal(t, "psubscribe", v.Elems[0].Str)
+	}
+	pub := redistest.Dial(t, addr)
+
+	pairs, disagreements := 0, 0
+	for ch := range channelSet {
+		v := pub.Do("PUBLISH", ch, "x")
+		require.Equal(t, byte(':'), v.Type, "PUBLISH reply %v", v)
+		redisSaid := map[string]bool{}
+		for range v.Int {
+			m := sub.Read()
+			require.Equal(t, "pmessage", m.Elems[0].Str)
+			redisSaid[m.Elems[1].Str] = true
+		}
+		for i, p := range patterns {
+			pairs++
+			if got := compiled[i].match(ch); got != redisSaid[p] {
+				disagreements++
+				t.Errorf("match(%q, %q) = %v; redis-server says %v", p, ch, got, redisSaid[p])
+			}
+		}
+	}
+	t.Logf("checked %d (pattern, channel) pairs against redis-server: %d disagreements; patterns by matcher kind: exact %d, gobwas %d, byte-wise %d, never %d",
+		pairs, disagreements, kinds[matchExact], kinds[matchGlob], kinds[matchTokens], kinds[matchNever])
+}

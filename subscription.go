@@ -1,0 +1,471 @@
+package pubsub
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Kind says how a message reached a subscription, as the first element of
+// a Redis Pub/Sub push does.
+type Kind uint8
+
+const (
+	// KindMessage is a message published to a channel the subscription
+	// holds ("message").
+	KindMessage Kind = iota
+	// KindPMessage is a message whose channel matched one of the
+	// subscription's patterns ("pmessage"); Message.Pattern says which.
+	KindPMessage
+	// KindSMessage is a message published with SPublish to a shard channel
+	// the subscription holds ("smessage").
+	KindSMessage
+)
+
+// String returns the Redis name of the kind: "message", "pmessage" or
+// "smessage".
+func (k Kind) String() string {
+	switch k {
+	case KindMessage:
+		return "message"
+	case KindPMessage:
+		return "pmessage"
+	case KindSMessage:
+		return "smessage"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Message is one published message as one subscription receives it.
+//
+// A Message is a plain value: the strings are shared by every receiver of
+// the same publish and are never copied per receiver.
+type Message struct {
+	Kind    Kind
+	Channel string // the channel it was published to
+	Pattern string // the matching pattern, for KindPMessage only
+	Payload string
+}
+
+// SubscriptionStats are the figures of one subscription.
+//
+// Dropped is how a consumer learns that at-most-once delivery lost
+// something: compare it with the value seen before, or set a drop handler
+// with [WithDropHandler].
+type SubscriptionStats struct {
+	Delivered uint64 // messages put in the buffer
+	Dropped   uint64 // messages lost: refused by a full buffer, or evicted from it by DropOldest
+	Queued    int    // messages in the buffer now
+	HighWater int    // the most messages ever queued at once
+	Capacity  int    // the buffer's size
+
+	Channels      int // channels subscribed to
+	Patterns      int // patterns subscribed to
+	ShardChannels int // shard channels subscribed to
+}
+
+// Subscription is one subscriber, like one Redis client in subscribed mode:
+// it holds any number of channels, patterns and shard channels, and
+// receives every matching message through one bounded buffer.
+//
+// All methods are safe for concurrent use. Use [Broker.Subscribe],
+// [Broker.PSubscribe], [Broker.SSubscribe] or [Broker.NewSubscription] to
+// create one.
+type Subscription struct {
+	b   *Broker
+	ch  chan Message
+	cfg config
+
+	// opMu serializes Subscribe, Unsubscribe and close, which update both
+	// this subscription and the broker's indexes. Lock order: opMu, then
+	// an index lock or mu; never an index lock and mu together.
+	opMu sync.Mutex
+
+	// mu guards the fields below. A publisher holds it for reading while
+	// it sends to ch, so ch is closed only under the write lock.
+	mu            sync.RWMutex
+	closed        bool
+	err           error // why the subscription closed
+	channels      map[string]*member
+	patterns      map[string]*member
+	shardChannels map[string]*member
+
+	done     chan struct{}  // closed when the subscription starts closing
+	blockers sync.WaitGroup // Block-policy publishers waiting for room
+
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+	highWater atomic.Int64
+}
+
+func newSubscription(b *Broker, cfg config) *Subscription {
+	return &Subscription{
+		b:             b,
+		cfg:           cfg,
+		ch:            make(chan Message, cfg.bufferSize),
+		channels:      make(map[string]*member),
+		patterns:      make(map[string]*member),
+		shardChannels: make(map[string]*member),
+		done:          make(chan struct{}),
+	}
+}
+
+// Channel returns the channel the subscription's messages arrive on. It is
+// the same channel on every call. It is closed, exactly once, when the
+// subscription closes (by [Subscription.Close], [Broker.Close], or the
+// [Disconnect] overflow policy); messages queued before that can still be
+// received, and [Subscription.Err] then says why it closed.
+func (s *Subscription) Channel() <-chan Message {
+	return s.ch
+}
+
+// ReceiveMessage waits for the next message. It returns ctx.Err() if ctx
+// ends first, and once the subscription has closed and its buffer is empty
+// it returns [Subscription.Err] (which wraps [ErrClosed]).
+func (s *Subscription) ReceiveMessage(ctx context.Context) (Message, error) {
+	if err := checkContext(ctx); err != nil {
+		return Message{}, err
+	}
+	select {
+	case m, ok := <-s.ch:
+		if !ok {
+			return Message{}, s.Err()
+		}
+		return m, nil
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	}
+}
+
+// Subscribe adds channels to the subscription. When it returns, every
+// Publish that starts afterwards reaches the subscription. Channels already
+// held are left as they are, as in Redis. It never blocks on a publisher or
+// a consumer.
+func (s *Subscription) Subscribe(ctx context.Context, channels ...string) error {
+	return s.subscribe(ctx, "Subscribe", kindChannel, channels)
+}
+
+// PSubscribe adds Redis glob patterns to the subscription. Every pattern is
+// accepted, as Redis accepts every pattern; see the package doc for the
+// syntax. When it returns, every Publish that starts afterwards to a
+// matching channel reaches the subscription.
+func (s *Subscription) PSubscribe(ctx context.Context, patterns ...string) error {
+	return s.subscribe(ctx, "PSubscribe", kindPattern, patterns)
+}
+
+// SSubscribe adds shard channels to the subscription. Shard channels are a
+// namespace of their own (Redis 7 SSUBSCRIBE): only [Broker.SPublish]
+// reaches them, and patterns never match them.
+func (s *Subscription) SSubscribe(ctx context.Context, channels ...string) error {
+	return s.subscribe(ctx, "SSubscribe", kindShard, channels)
+}
+
+// Unsubscribe removes channels from the subscription; with no arguments it
+// removes every channel. Removing a channel not held is not an error, as in
+// Redis. When it returns, no message of those channels is added to the
+// buffer any more; messages already queued are still received. The
+// subscription stays open, even with nothing left: use
+// [Subscription.Close] to end it.
+func (s *Subscription) Unsubscribe(ctx context.Context, channels ...string) error {
+	return s.unsubscribe(ctx, kindChannel, channels)
+}
+
+// PUnsubscribe removes patterns from the subscription, or every pattern
+// when called with none, with the guarantees of [Subscription.Unsubscribe].
+func (s *Subscription) PUnsubscribe(ctx context.Context, patterns ...string) error {
+	return s.unsubscribe(ctx, kindPattern, patterns)
+}
+
+// SUnsubscribe removes shard channels from the subscription, or every shard
+// channel when called with none, with the guarantees of
+// [Subscription.Unsubscribe].
+func (s *Subscription) SUnsubscribe(ctx context.Context, channels ...string) error {
+	return s.unsubscribe(ctx, kindShard, channels)
+}
+
+// Close ends the subscription: it leaves every channel, pattern and shard
+// channel and closes the channel returned by [Subscription.Channel].
+// Messages already queued can still be received. Close does not wait for
+// the consumer; it is safe to call from the consumer's own receive loop.
+// Calling it again does nothing and returns [ErrClosed].
+func (s *Subscription) Close() error {
+	if !s.close(ErrClosed) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Err returns nil while the subscription is open. Once it has closed it
+// returns why: [ErrClosed] after Close (of the subscription or of the
+// broker), or an error wrapping both [ErrSlowConsumer] and [ErrClosed]
+// when the [Disconnect] policy closed it.
+func (s *Subscription) Err() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.err
+}
+
+// Stats returns the subscription's figures. It never blocks on publishers.
+func (s *Subscription) Stats() SubscriptionStats {
+	s.mu.RLock()
+	nc, np, ns := len(s.channels), len(s.patterns), len(s.shardChannels)
+	s.mu.RUnlock()
+	return SubscriptionStats{
+		Delivered:     s.delivered.Load(),
+		Dropped:       s.dropped.Load(),
+		Queued:        len(s.ch),
+		HighWater:     int(s.highWater.Load()),
+		Capacity:      cap(s.ch),
+		Channels:      nc,
+		Patterns:      np,
+		ShardChannels: ns,
+	}
+}
+
+// Subscribed returns the channels, patterns and shard channels the
+// subscription holds now, each in no particular order.
+func (s *Subscription) Subscribed() (channels, patterns, shardChannels []string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return keys(s.channels), keys(s.patterns), keys(s.shardChannels)
+}
+
+func keys(m map[string]*member) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// subKind selects one of a subscription's three namespaces.
+type subKind uint8
+
+const (
+	kindChannel subKind = iota
+	kindPattern
+	kindShard
+)
+
+// set returns the membership map of kind. s.mu or s.opMu must be held.
+func (s *Subscription) set(kind subKind) map[string]*member {
+	switch kind {
+	case kindPattern:
+		return s.patterns
+	case kindShard:
+		return s.shardChannels
+	}
+	return s.channels
+}
+
+func (s *Subscription) subscribe(ctx context.Context, op string, kind subKind, names []string) error {
+	if err := checkContext(ctx); err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("%w: %s", ErrNoArguments, op)
+	}
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if s.isClosed() {
+		return ErrClosed
+	}
+	set := s.set(kind)
+	for _, name := range names {
+		if set[name] != nil {
+			continue
+		}
+		mb := &member{s: s, name: name}
+		s.mu.Lock()
+		set[name] = mb
+		s.mu.Unlock()
+		s.b.index(kind).add(mb)
+	}
+	return nil
+}
+
+func (s *Subscription) unsubscribe(ctx context.Context, kind subKind, names []string) error {
+	if err := checkContext(ctx); err != nil {
+		return err
+	}
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if s.isClosed() {
+		return ErrClosed
+	}
+	set := s.set(kind)
+	if len(names) == 0 {
+		names = keys(set)
+	}
+	for _, name := range names {
+		if mb := set[name]; mb != nil {
+			s.leave(kind, mb)
+		}
+	}
+	return nil
+}
+
+// leave ends one membership. After the write lock is taken no publisher is
+// mid-delivery to s, and every later one sees mb.removed, so nothing more
+// for mb is queued once leave returns. s.opMu must be held.
+func (s *Subscription) leave(kind subKind, mb *member) {
+	s.mu.Lock()
+	mb.removed = true
+	delete(s.set(kind), mb.name)
+	s.mu.Unlock()
+	s.b.index(kind).remove(mb)
+}
+
+func (s *Subscription) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+// close closes the subscription with reason err. It reports false if the
+// subscription was already closed.
+func (s *Subscription) close(err error) bool {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.closed, s.err = true, err
+	close(s.done) // wakes Block-policy publishers
+	s.mu.Unlock()
+
+	for _, kind := range [...]subKind{kindChannel, kindPattern, kindShard} {
+		for _, mb := range s.set(kind) {
+			s.leave(kind, mb)
+		}
+	}
+	// No publisher can start a send now (they check closed under mu), and
+	// the waiting ones have been woken; once they are gone, closing is safe.
+	s.blockers.Wait()
+	close(s.ch)
+	s.b.forget(s)
+	return true
+}
+
+// outcome is the result of offering a message to a subscription.
+type outcome uint8
+
+const (
+	outGone      outcome = iota // membership ended: not a receiver
+	outDelivered                // queued
+	outDropped                  // the buffer was full: counted, not queued
+	outEvicted                  // queued after evicting the oldest message
+)
+
+// offer tries to queue m for membership mb according to the overflow
+// policy. It blocks only under the Block policy, and then at most until ctx
+// ends or the subscription closes. No lock is held while user code runs.
+func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcome, error) {
+	s.mu.RLock()
+	if s.closed || mb.removed {
+		s.mu.RUnlock()
+		return outGone, nil
+	}
+	select {
+	case s.ch <- m:
+		s.mu.RUnlock()
+		s.delivered.Add(1)
+		s.noteQueued()
+		return outDelivered, nil
+	default:
+	}
+	switch s.cfg.overflow {
+	case DropOldest:
+		return s.offerEvicting(m)
+	case Block:
+		s.blockers.Add(1)
+		s.mu.RUnlock()
+		return s.offerBlocking(ctx, m)
+	case Disconnect:
+		s.mu.RUnlock()
+		s.dropped.Add(1)
+		s.dropHook(m)
+		s.close(fmt.Errorf("%w: buffer of %d messages full: %w", ErrSlowConsumer, cap(s.ch), ErrClosed))
+		return outDropped, nil
+	default: // DropNewest
+		s.mu.RUnlock()
+		s.dropped.Add(1)
+		s.dropHook(m)
+		return outDropped, nil
+	}
+}
+
+// offerEvicting makes room by discarding the oldest queued message. s.mu
+// is held for reading on entry and released on return.
+func (s *Subscription) offerEvicting(m Message) (outcome, error) {
+	var evicted Message
+	haveEvicted := false
+	select {
+	case evicted = <-s.ch:
+		haveEvicted = true
+	default: // the consumer just made room
+	}
+	select {
+	case s.ch <- m:
+		s.mu.RUnlock()
+		s.delivered.Add(1)
+		s.noteQueued()
+		if haveEvicted {
+			s.dropped.Add(1)
+			s.dropHook(evicted)
+			return outEvicted, nil
+		}
+		return outDelivered, nil
+	default:
+		// Other publishers refilled it in between: the new message
+		// loses, and the evicted one (if any) is lost too.
+		s.mu.RUnlock()
+		s.dropped.Add(1)
+		s.dropHook(m)
+		if haveEvicted {
+			s.dropped.Add(1)
+			s.dropHook(evicted)
+		}
+		return outDropped, nil
+	}
+}
+
+// offerBlocking waits for room. The caller registered with s.blockers
+// while holding s.mu, so close waits for this send before closing s.ch.
+func (s *Subscription) offerBlocking(ctx context.Context, m Message) (outcome, error) {
+	defer s.blockers.Done()
+	select {
+	case s.ch <- m:
+		s.delivered.Add(1)
+		s.noteQueued()
+		return outDelivered, nil
+	case <-s.done:
+		// Closed while waiting: it was a receiver when Publish began.
+		s.dropped.Add(1)
+		s.dropHook(m)
+		return outDropped, nil
+	case <-ctx.Done():
+		s.dropped.Add(1)
+		s.dropHook(m)
+		return outDropped, ctx.Err()
+	}
+}
+
+func (s *Subscription) noteQueued() {
+	q := int64(len(s.ch))
+	for {
+		hw := s.highWater.Load()
+		if q <= hw || s.highWater.CompareAndSwap(hw, q) {
+			return
+		}
+	}
+}
+
+func (s *Subscription) dropHook(m Message) {
+	if s.cfg.onDrop != nil {
+		s.cfg.onDrop(s, m)
+	}
+}

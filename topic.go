@@ -1,0 +1,158 @@
+package pubsub
+
+import (
+	"hash/maphash"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// member is one subscription's membership of one channel, pattern or shard
+// channel. Indexes hold members rather than subscriptions so that a
+// delivery can tell, under the subscription's lock, whether this very
+// membership is still current (see Subscription.offer).
+type member struct {
+	s    *Subscription
+	name string // the channel or pattern subscribed to
+	// removed is set, under s.mu, when the membership ends.
+	removed bool
+}
+
+// topic is one channel with at least one subscriber.
+type topic struct {
+	members []*member // copy-on-write: replaced, never mutated
+}
+
+// topicShard is one lock stripe of a topicIndex.
+type topicShard struct {
+	mu sync.RWMutex
+	// guards topics
+	topics map[string]*topic
+
+	// Publish counters for the channels of this stripe, so that publishers
+	// on different channels do not share a cache line.
+	published atomic.Uint64
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+
+	_ [64]byte // keep neighbouring stripes off this cache line
+}
+
+// topicIndex maps exact channel names to subscribers. It is sharded by
+// hash so that publishers on different channels never contend; a reader
+// holds its stripe's read lock only long enough to copy a slice header.
+type topicIndex struct {
+	seed   maphash.Seed
+	shards []topicShard
+	mask   uint64
+	count  atomic.Int64 // number of channels with subscribers
+}
+
+func newTopicIndex() *topicIndex {
+	n := 16
+	for n < 8*runtime.GOMAXPROCS(0) && n < 1024 {
+		n <<= 1
+	}
+	x := &topicIndex{seed: maphash.MakeSeed(), shards: make([]topicShard, n), mask: uint64(n - 1)}
+	for i := range x.shards {
+		x.shards[i].topics = make(map[string]*topic)
+	}
+	return x
+}
+
+func (x *topicIndex) shard(channel string) *topicShard {
+	return &x.shards[maphash.String(x.seed, channel)&x.mask]
+}
+
+// lookup returns the current members of channel and the channel's stripe.
+// The slice is an immutable snapshot.
+func (x *topicIndex) lookup(channel string) ([]*member, *topicShard) {
+	sh := x.shard(channel)
+	sh.mu.RLock()
+	t := sh.topics[channel]
+	sh.mu.RUnlock()
+	if t == nil {
+		return nil, sh
+	}
+	return t.members, sh
+}
+
+func (x *topicIndex) add(mb *member) {
+	sh := x.shard(mb.name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	t := sh.topics[mb.name]
+	if t == nil {
+		t = new(topic)
+		sh.topics[mb.name] = t
+		x.count.Add(1)
+	}
+	t.members = appendMember(t.members, mb)
+}
+
+func (x *topicIndex) remove(mb *member) {
+	sh := x.shard(mb.name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	t := sh.topics[mb.name]
+	if t == nil {
+		return
+	}
+	t.members = removeMember(t.members, mb)
+	if len(t.members) == 0 {
+		delete(sh.topics, mb.name)
+		x.count.Add(-1)
+	}
+}
+
+// numSub returns the number of subscribers of channel.
+func (x *topicIndex) numSub(channel string) int {
+	members, _ := x.lookup(channel)
+	return len(members)
+}
+
+// names returns the channels with subscribers for which keep returns true.
+func (x *topicIndex) names(keep func(string) bool) []string {
+	var out []string
+	for i := range x.shards {
+		sh := &x.shards[i]
+		sh.mu.RLock()
+		for name := range sh.topics {
+			if keep(name) {
+				out = append(out, name)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+// counters sums the publish counters of every stripe.
+func (x *topicIndex) counters() (published, delivered, dropped uint64) {
+	for i := range x.shards {
+		sh := &x.shards[i]
+		published += sh.published.Load()
+		delivered += sh.delivered.Load()
+		dropped += sh.dropped.Load()
+	}
+	return published, delivered, dropped
+}
+
+// appendMember returns a new slice with mb appended; members is not
+// modified, because publishers may be iterating over it.
+func appendMember(members []*member, mb *member) []*member {
+	out := make([]*member, len(members), len(members)+1)
+	copy(out, members)
+	return append(out, mb)
+}
+
+// removeMember returns a new slice without mb; members is not modified.
+func removeMember(members []*member, mb *member) []*member {
+	out := make([]*member, 0, len(members))
+	for _, m := range members {
+		if m != mb {
+			out = append(out, m)
+		}
+	}
+	return out
+}
