@@ -68,13 +68,13 @@ func (x *topicIndex) shard(channel string) *topicShard {
 // The slice is an immutable snapshot.
 func (x *topicIndex) lookup(channel string) ([]*member, *topicShard) {
 	sh := x.shard(channel)
+	var members []*member
 	sh.mu.RLock()
-	t := sh.topics[channel]
-	sh.mu.RUnlock()
-	if t == nil {
-		return nil, sh
+	if t := sh.topics[channel]; t != nil {
+		members = t.members
 	}
-	return t.members, sh
+	sh.mu.RUnlock()
+	return members, sh
 }
 
 func (x *topicIndex) add(mb *member) {
