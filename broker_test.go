@@ -705,3 +705,47 @@ func TestRaceChurnPublishClose(t *testing.T) {
 		})
 	}
 }
+
+// TestPublishAllocatesNothing guards the hot path: publishing to exact
+// channels and to a handful of patterns allocates nothing, whatever the
+// number of subscribers.
+func TestPublishAllocatesNothing(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, b *Broker)
+	}{
+		{"no subscriber", func(t *testing.T, b *Broker) {}},
+		{"one channel subscriber", func(t *testing.T, b *Broker) {
+			_, err := b.Subscribe(ctx, "news")
+			require.NoError(t, err)
+		}},
+		{"100 channel subscribers", func(t *testing.T, b *Broker) {
+			for range 100 {
+				_, err := b.Subscribe(ctx, "news")
+				require.NoError(t, err)
+			}
+		}},
+		{"4 matching patterns of 100 subscribers", func(t *testing.T, b *Broker) {
+			for range 100 {
+				_, err := b.PSubscribe(ctx, "n*", "*s", "ne?s", "[mn]ews", "x*")
+				require.NoError(t, err)
+			}
+		}},
+		{"a full buffer", func(t *testing.T, b *Broker) {
+			s, err := b.NewSubscription(WithBufferSize(0))
+			require.NoError(t, err)
+			require.NoError(t, s.Subscribe(ctx, "news"))
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBroker(t, WithBufferSize(2048))
+			tc.setup(t, b)
+			allocs := testing.AllocsPerRun(1000, func() {
+				_, _ = b.Publish(ctx, "news", "payload")
+			})
+			assert.Zero(t, allocs, "allocations per Publish")
+		})
+	}
+}

@@ -50,9 +50,9 @@ const (
 // byteSet is a 256-bit set of bytes.
 type byteSet [4]uint64
 
-func (s *byteSet) add(c byte)           { s[c>>6] |= 1 << (c & 63) }
-func (s *byteSet) has(c byte) bool      { return s[c>>6]&(1<<(c&63)) != 0 }
-func (s *byteSet) invert()              { s[0], s[1], s[2], s[3] = ^s[0], ^s[1], ^s[2], ^s[3] }
+func (s *byteSet) add(c byte)      { s[c>>6] |= 1 << (c & 63) }
+func (s *byteSet) has(c byte) bool { return s[c>>6]&(1<<(c&63)) != 0 }
+func (s *byteSet) invert()         { s[0], s[1], s[2], s[3] = ^s[0], ^s[1], ^s[2], ^s[3] }
 func (s *byteSet) addRange(lo, hi int8) { // signed, as Redis compares them
 	for c := int(lo); c <= int(hi); c++ {
 		s.add(byte(int8(c)))
