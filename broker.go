@@ -150,8 +150,10 @@ type Stats struct {
 // semantics. All its methods are safe for concurrent use. A Publish
 // synchronizes before the receipt of the messages it queues.
 //
-// Use [New] to create a Broker; the zero value is not usable.
+// The zero value is a Broker with the default options, ready to use. A nil
+// *Broker behaves as a closed one.
 type Broker struct {
+	once          sync.Once // initializes the fields below it
 	cfg           config
 	channels      *topicIndex
 	shardChannels *topicIndex
@@ -169,13 +171,22 @@ type Broker struct {
 // New never fails: an option with an invalid value makes every method of
 // the Broker return an error wrapping [ErrInvalidOption].
 func New(opts ...Option) *Broker {
-	return &Broker{
-		cfg:           config{bufferSize: DefaultBufferSize}.with(opts),
-		channels:      newTopicIndex(),
-		shardChannels: newTopicIndex(),
-		patterns:      newPatternIndex(),
-		subs:          make(map[*Subscription]struct{}),
-	}
+	b := new(Broker)
+	b.once.Do(func() { b.init(opts) })
+	return b
+}
+
+func (b *Broker) init(opts []Option) {
+	b.cfg = config{bufferSize: DefaultBufferSize}.with(opts)
+	b.channels = newTopicIndex()
+	b.shardChannels = newTopicIndex()
+	b.patterns = newPatternIndex()
+	b.subs = make(map[*Subscription]struct{})
+}
+
+// ready initializes a zero Broker on first use.
+func (b *Broker) ready() {
+	b.once.Do(func() { b.init(nil) })
 }
 
 // checkContext returns the error a call given ctx must fail with, if any.
@@ -188,6 +199,10 @@ func checkContext(ctx context.Context) error {
 
 // check returns the error any call on b must fail with, if any.
 func (b *Broker) check(ctx context.Context) error {
+	if b == nil {
+		return ErrClosed
+	}
+	b.ready()
 	if b.cfg.err != nil {
 		return b.cfg.err
 	}
@@ -403,6 +418,10 @@ func (b *Broker) NumPat(ctx context.Context) (int, error) {
 // Stats returns the Broker's figures. It never blocks on publishers and
 // works after Close.
 func (b *Broker) Stats() Stats {
+	if b == nil {
+		return Stats{}
+	}
+	b.ready()
 	p1, d1, x1 := b.channels.counters()
 	p2, d2, x2 := b.shardChannels.counters()
 	b.mu.Lock()
@@ -424,6 +443,10 @@ func (b *Broker) Stats() Stats {
 // not wait for consumers. Calling it again does nothing and returns
 // ErrClosed.
 func (b *Broker) Close() error {
+	if b == nil {
+		return ErrClosed
+	}
+	b.ready()
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()

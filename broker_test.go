@@ -749,3 +749,38 @@ func TestPublishAllocatesNothing(t *testing.T) {
 		})
 	}
 }
+
+func TestZeroBrokerIsReadyToUse(t *testing.T) {
+	ctx := context.Background()
+	var b Broker
+	s, err := b.Subscribe(ctx, "a")
+	require.NoError(t, err)
+	n, err := b.Publish(ctx, "a", "x")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, DefaultBufferSize, s.Stats().Capacity, "default options")
+	require.NoError(t, b.Close())
+}
+
+func TestNilReceiversBehaveAsClosed(t *testing.T) {
+	ctx := context.Background()
+	var b *Broker
+	_, err := b.Publish(ctx, "a", "x")
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = b.Subscribe(ctx, "a")
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.ErrorIs(t, b.Close(), ErrClosed)
+	assert.Equal(t, Stats{}, b.Stats())
+
+	for _, s := range []*Subscription{nil, {}} {
+		assert.ErrorIs(t, s.Subscribe(ctx, "a"), ErrClosed)
+		assert.ErrorIs(t, s.Unsubscribe(ctx), ErrClosed)
+		assert.ErrorIs(t, s.Close(), ErrClosed)
+		assert.ErrorIs(t, s.Err(), ErrClosed)
+		_, err := s.ReceiveMessage(ctx)
+		assert.ErrorIs(t, err, ErrClosed)
+		_, ok := <-s.Channel()
+		assert.False(t, ok, "the channel of an invalid subscription is closed")
+		assert.Equal(t, SubscriptionStats{}, s.Stats())
+	}
+}

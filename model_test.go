@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -300,9 +299,4 @@ func FuzzReferenceModel(f *testing.F) {
 		}
 		checkScript(t, decodeOps(data))
 	})
-}
-
-// sortedKeys is a helper for stable failure messages.
-func sortedKeys(m map[string]bool) []string {
-	return slices.Sorted(maps.Keys(m))
 }

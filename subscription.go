@@ -71,7 +71,7 @@ type SubscriptionStats struct {
 //
 // All methods are safe for concurrent use. Use [Broker.Subscribe],
 // [Broker.PSubscribe], [Broker.SSubscribe] or [Broker.NewSubscription] to
-// create one.
+// create one; a nil or zero Subscription behaves as a closed one.
 type Subscription struct {
 	b   *Broker
 	ch  chan Message
@@ -117,7 +117,17 @@ func newSubscription(b *Broker, cfg config) *Subscription {
 // [Disconnect] overflow policy); messages queued before that can still be
 // received, and [Subscription.Err] then says why it closed.
 func (s *Subscription) Channel() <-chan Message {
+	if !s.valid() {
+		ch := make(chan Message)
+		close(ch)
+		return ch
+	}
 	return s.ch
+}
+
+// valid reports whether s was made by a Broker.
+func (s *Subscription) valid() bool {
+	return s != nil && s.b != nil
 }
 
 // ReceiveMessage waits for the next message. It returns ctx.Err() if ctx
@@ -126,6 +136,9 @@ func (s *Subscription) Channel() <-chan Message {
 func (s *Subscription) ReceiveMessage(ctx context.Context) (Message, error) {
 	if err := checkContext(ctx); err != nil {
 		return Message{}, err
+	}
+	if !s.valid() {
+		return Message{}, ErrClosed
 	}
 	select {
 	case m, ok := <-s.ch:
@@ -190,7 +203,7 @@ func (s *Subscription) SUnsubscribe(ctx context.Context, channels ...string) err
 // the consumer; it is safe to call from the consumer's own receive loop.
 // Calling it again does nothing and returns [ErrClosed].
 func (s *Subscription) Close() error {
-	if !s.close(ErrClosed) {
+	if !s.valid() || !s.close(ErrClosed) {
 		return ErrClosed
 	}
 	return nil
@@ -201,6 +214,9 @@ func (s *Subscription) Close() error {
 // broker), or an error wrapping both [ErrSlowConsumer] and [ErrClosed]
 // when the [Disconnect] policy closed it.
 func (s *Subscription) Err() error {
+	if !s.valid() {
+		return ErrClosed
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.err
@@ -208,6 +224,9 @@ func (s *Subscription) Err() error {
 
 // Stats returns the subscription's figures. It never blocks on publishers.
 func (s *Subscription) Stats() SubscriptionStats {
+	if !s.valid() {
+		return SubscriptionStats{}
+	}
 	s.mu.RLock()
 	nc, np, ns := len(s.channels), len(s.patterns), len(s.shardChannels)
 	s.mu.RUnlock()
@@ -226,6 +245,9 @@ func (s *Subscription) Stats() SubscriptionStats {
 // Subscribed returns the channels, patterns and shard channels the
 // subscription holds now, each in no particular order.
 func (s *Subscription) Subscribed() (channels, patterns, shardChannels []string) {
+	if !s.valid() {
+		return nil, nil, nil
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return keys(s.channels), keys(s.patterns), keys(s.shardChannels)
@@ -248,8 +270,9 @@ const (
 	kindShard
 )
 
-// set returns the membership map of kind. s.mu or s.opMu must be held.
-func (s *Subscription) set(kind subKind) map[string]*member {
+// setLocked returns the membership map of kind.
+// s.opMu (to change it) or s.mu (to read it) must be held.
+func (s *Subscription) setLocked(kind subKind) map[string]*member {
 	switch kind {
 	case kindPattern:
 		return s.patterns
@@ -266,12 +289,15 @@ func (s *Subscription) subscribe(ctx context.Context, op string, kind subKind, n
 	if len(names) == 0 {
 		return fmt.Errorf("%w: %s", ErrNoArguments, op)
 	}
+	if !s.valid() {
+		return ErrClosed
+	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if s.isClosed() {
 		return ErrClosed
 	}
-	set := s.set(kind)
+	set := s.setLocked(kind)
 	for _, name := range names {
 		if set[name] != nil {
 			continue
@@ -289,30 +315,34 @@ func (s *Subscription) unsubscribe(ctx context.Context, kind subKind, names []st
 	if err := checkContext(ctx); err != nil {
 		return err
 	}
+	if !s.valid() {
+		return ErrClosed
+	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if s.isClosed() {
 		return ErrClosed
 	}
-	set := s.set(kind)
+	set := s.setLocked(kind)
 	if len(names) == 0 {
 		names = keys(set)
 	}
 	for _, name := range names {
 		if mb := set[name]; mb != nil {
-			s.leave(kind, mb)
+			s.leaveLocked(kind, mb)
 		}
 	}
 	return nil
 }
 
-// leave ends one membership. After the write lock is taken no publisher is
-// mid-delivery to s, and every later one sees mb.removed, so nothing more
-// for mb is queued once leave returns. s.opMu must be held.
-func (s *Subscription) leave(kind subKind, mb *member) {
+// leaveLocked ends one membership. After the write lock is taken no
+// publisher is mid-delivery to s, and every later one sees mb.removed, so
+// nothing more for mb is queued once it returns.
+// s.opMu must be held.
+func (s *Subscription) leaveLocked(kind subKind, mb *member) {
 	s.mu.Lock()
 	mb.removed = true
-	delete(s.set(kind), mb.name)
+	delete(s.setLocked(kind), mb.name)
 	s.mu.Unlock()
 	s.b.index(kind).remove(mb)
 }
@@ -338,8 +368,8 @@ func (s *Subscription) close(err error) bool {
 	s.mu.Unlock()
 
 	for _, kind := range [...]subKind{kindChannel, kindPattern, kindShard} {
-		for _, mb := range s.set(kind) {
-			s.leave(kind, mb)
+		for _, mb := range s.setLocked(kind) {
+			s.leaveLocked(kind, mb)
 		}
 	}
 	// No publisher can start a send now (they check closed under mu), and
