@@ -1,6 +1,8 @@
 package pubsub
 
 import (
+	"bytes"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -295,10 +297,150 @@ func matchTokenList(toks []token, s string) bool {
 	return pi == len(toks)
 }
 
+// The pattern index. A publish must find every subscribed pattern that
+// matches its channel without testing them all. Each pattern is filed in
+// exactly one place, chosen from its tokens:
+//
+//   - by the tokens before its first '*' (its head), in the prefix trie,
+//     when it has a head: "news:*", "h?llo", "[ab]:*", "" (the root);
+//   - otherwise, when it starts with '*', by the tokens after its last '*'
+//     (its tail), in the suffix trie, walked from the channel's end: "*:kr";
+//   - otherwise (a '*' at both ends) by the first two bytes of its longest
+//     literal run, in the bigram map: "*error*";
+//   - otherwise in the always list, tested on every publish: "*", "*?*".
+//
+// Trie edges are literal bytes, '?' and classes, so a walk may follow
+// several edges at once. Every candidate found is confirmed by its full
+// matcher. Cost per publish: O(len(channel) × live trie branches) for the
+// two walks, O(len(channel)) bigram lookups, plus one full match per
+// candidate and per always-list pattern. Patterns over Redis's nesting
+// limit never match and are kept aside only to be counted.
+
 // patternEntry is one unique pattern and the members subscribed to it.
 type patternEntry struct {
 	m       *matcher
 	members []*member // copy-on-write: replaced, never mutated
+	where   *trieNode // the trie node holding it, if any
+	bigram  uint16    // its bigram key, if filed there
+	filed   filing
+}
+
+type filing uint8
+
+const (
+	filedPrefix filing = iota
+	filedSuffix
+	filedBigram
+	filedAlways
+	filedNever
+)
+
+// trieNode is a node of a token trie.
+type trieNode struct {
+	parent  *trieNode
+	edge    token // the token leading here from parent
+	keys    []byte
+	kids    []*trieNode // kids[i] follows literal keys[i]
+	any     *trieNode   // follows '?'
+	classes []*trieNode // follow classes (their edge.set)
+	entries []*patternEntry
+}
+
+func (n *trieNode) empty() bool {
+	return len(n.kids) == 0 && n.any == nil && len(n.classes) == 0 && len(n.entries) == 0
+}
+
+// child returns the node following token t, creating it if asked to.
+func (n *trieNode) child(t token, create bool) *trieNode {
+	switch t.kind {
+	case tokLiteral:
+		if i := bytes.IndexByte(n.keys, t.lit); i >= 0 {
+			return n.kids[i]
+		}
+		if !create {
+			return nil
+		}
+		c := &trieNode{parent: n, edge: t}
+		n.keys = append(n.keys, t.lit)
+		n.kids = append(n.kids, c)
+		return c
+	case tokAny:
+		if n.any == nil && create {
+			n.any = &trieNode{parent: n, edge: t}
+		}
+		return n.any
+	default: // tokClass
+		for _, c := range n.classes {
+			if *c.edge.set == *t.set {
+				return c
+			}
+		}
+		if !create {
+			return nil
+		}
+		c := &trieNode{parent: n, edge: t}
+		n.classes = append(n.classes, c)
+		return c
+	}
+}
+
+// unlink removes the empty node n from its parent.
+func (n *trieNode) unlink() {
+	p := n.parent
+	switch n.edge.kind {
+	case tokLiteral:
+		i := bytes.IndexByte(p.keys, n.edge.lit)
+		p.keys = append(p.keys[:i], p.keys[i+1:]...)
+		p.kids = append(p.kids[:i], p.kids[i+1:]...)
+	case tokAny:
+		p.any = nil
+	default:
+		for i, c := range p.classes {
+			if c == n {
+				p.classes = append(p.classes[:i], p.classes[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// walkStack bounds the live branches kept on the stack during a walk.
+const walkStack = 16
+
+// walk follows the channel's bytes from n (forward, or backward for the
+// suffix trie) and calls visit with every entry list met on the way.
+func (n *trieNode) walk(channel string, backward bool, visit func([]*patternEntry)) {
+	var bufA, bufB [walkStack]*trieNode
+	live, next := append(bufA[:0], n), bufB[:0]
+	for i := 0; ; i++ {
+		for _, node := range live {
+			if len(node.entries) > 0 {
+				visit(node.entries)
+			}
+		}
+		if i == len(channel) || len(live) == 0 {
+			return
+		}
+		c := channel[i]
+		if backward {
+			c = channel[len(channel)-1-i]
+		}
+		next = next[:0]
+		for _, node := range live {
+			if j := bytes.IndexByte(node.keys, c); j >= 0 {
+				next = append(next, node.kids[j])
+			}
+			if node.any != nil {
+				next = append(next, node.any)
+			}
+			for _, cl := range node.classes {
+				if cl.edge.set.has(c) {
+					next = append(next, cl)
+				}
+			}
+		}
+		live, next = next, live
+	}
 }
 
 // patternIndex maps each subscribed pattern to its subscribers.
@@ -308,12 +450,19 @@ type patternIndex struct {
 	count atomic.Int64
 
 	mu sync.RWMutex
-	// guards entries
+	// guards everything below
 	entries map[string]*patternEntry
+	prefix  trieNode
+	suffix  trieNode
+	bigrams map[uint16][]*patternEntry
+	always  []*patternEntry
 }
 
 func newPatternIndex() *patternIndex {
-	return &patternIndex{entries: make(map[string]*patternEntry)}
+	return &patternIndex{
+		entries: make(map[string]*patternEntry),
+		bigrams: make(map[uint16][]*patternEntry),
+	}
 }
 
 func (x *patternIndex) add(mb *member) {
@@ -323,6 +472,7 @@ func (x *patternIndex) add(mb *member) {
 	if e == nil {
 		e = &patternEntry{m: compilePattern(mb.name)}
 		x.entries[mb.name] = e
+		x.fileLocked(e)
 		x.count.Add(1)
 	}
 	e.members = appendMember(e.members, mb)
@@ -338,9 +488,105 @@ func (x *patternIndex) remove(mb *member) {
 	e.members = removeMember(e.members, mb)
 	if len(e.members) == 0 {
 		delete(x.entries, mb.name)
+		x.unfileLocked(e)
 		x.count.Add(-1)
 	}
 }
+
+// fileLocked puts a new entry in its one place in the index.
+// x.mu must be held.
+func (x *patternIndex) fileLocked(e *patternEntry) {
+	if e.m.kind == matchNever {
+		e.filed = filedNever
+		return
+	}
+	toks := tokenize(e.m.pattern)
+	head := slices.IndexFunc(toks, func(t token) bool { return t.kind == tokStar })
+	if head < 0 {
+		head = len(toks)
+	}
+	if head > 0 || len(toks) == 0 {
+		e.filed, e.where = filedPrefix, x.prefix.path(toks[:head])
+		e.where.entries = append(e.where.entries, e)
+		return
+	}
+	lastStar := len(toks) - 1
+	for toks[lastStar].kind != tokStar {
+		lastStar--
+	}
+	if tail := toks[lastStar+1:]; len(tail) > 0 {
+		rev := slices.Clone(tail)
+		slices.Reverse(rev)
+		e.filed, e.where = filedSuffix, x.suffix.path(rev)
+		e.where.entries = append(e.where.entries, e)
+		return
+	}
+	if run := longestLiteralRun(toks); len(run) >= 2 {
+		e.filed, e.bigram = filedBigram, bigramKey(run[0], run[1])
+		x.bigrams[e.bigram] = append(x.bigrams[e.bigram], e)
+		return
+	}
+	e.filed = filedAlways
+	x.always = append(x.always, e)
+}
+
+// unfileLocked removes an entry from the index and prunes trie nodes left
+// empty, so that churn of unique patterns does not leak memory.
+// x.mu must be held.
+func (x *patternIndex) unfileLocked(e *patternEntry) {
+	switch e.filed {
+	case filedPrefix, filedSuffix:
+		n := e.where
+		n.entries = deleteEntry(n.entries, e)
+		for n.parent != nil && n.empty() {
+			n.unlink()
+			n = n.parent
+		}
+	case filedBigram:
+		if list := deleteEntry(x.bigrams[e.bigram], e); len(list) > 0 {
+			x.bigrams[e.bigram] = list
+		} else {
+			delete(x.bigrams, e.bigram)
+		}
+	case filedAlways:
+		x.always = deleteEntry(x.always, e)
+	}
+}
+
+func deleteEntry(list []*patternEntry, e *patternEntry) []*patternEntry {
+	i := slices.Index(list, e)
+	if i < 0 {
+		return list
+	}
+	list[i] = list[len(list)-1]
+	list[len(list)-1] = nil
+	return list[:len(list)-1]
+}
+
+// path returns the node reached from n by toks, creating nodes as needed.
+func (n *trieNode) path(toks []token) *trieNode {
+	for _, t := range toks {
+		n = n.child(t, true)
+	}
+	return n
+}
+
+func longestLiteralRun(toks []token) []byte {
+	var best, run []byte
+	for _, t := range toks {
+		if t.kind == tokLiteral {
+			run = append(run, t.lit)
+			if len(run) > len(best) {
+				best = slices.Clone(run)
+			}
+		} else {
+			run = run[:0]
+		}
+	}
+	return best
+}
+
+func bigramKey(a, b byte) uint16 { return uint16(a)<<8 | uint16(b) }
 
 // collect appends the member lists of every pattern that matches channel to
 // dst. The lists are immutable snapshots that stay valid after the lock is
@@ -351,11 +597,35 @@ func (x *patternIndex) collect(channel string, dst [][]*member) [][]*member {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	for _, e := range x.entries {
-		if e.m.match(channel) {
-			dst = append(dst, e.members)
+	confirm := func(entries []*patternEntry) {
+		for _, e := range entries {
+			if e.m.match(channel) {
+				dst = append(dst, e.members)
+			}
 		}
 	}
+	x.prefix.walk(channel, false, confirm)
+	if len(x.suffix.kids) > 0 || x.suffix.any != nil || len(x.suffix.classes) > 0 {
+		x.suffix.walk(channel, true, confirm)
+	}
+	if len(x.bigrams) > 0 && len(channel) >= 2 {
+		// A pattern's bigram can occur several times in one channel;
+		// confirm each pattern once.
+		var seenBuf [8]*patternEntry
+		seen := seenBuf[:0]
+		for i := 0; i+1 < len(channel); i++ {
+			for _, e := range x.bigrams[bigramKey(channel[i], channel[i+1])] {
+				if slices.Contains(seen, e) {
+					continue
+				}
+				seen = append(seen, e)
+				if e.m.match(channel) {
+					dst = append(dst, e.members)
+				}
+			}
+		}
+	}
+	confirm(x.always)
 	return dst
 }
 

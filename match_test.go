@@ -286,3 +286,49 @@ func TestMatchAgainstRedis(t *testing.T) {
 	t.Logf("checked %d (pattern, channel) pairs against redis-server: %d disagreements; patterns by matcher kind: exact %d, gobwas %d, byte-wise %d, never %d",
 		pairs, disagreements, kinds[matchExact], kinds[matchGlob], kinds[matchTokens], kinds[matchNever])
 }
+
+// TestPatternIndexFindsExactlyTheMatches files thousands of generated
+// patterns of every shape and checks that the index finds, for each
+// channel, exactly the patterns a linear scan with refMatch finds. Then it
+// removes them all and checks that nothing is left behind.
+func TestPatternIndexFindsExactlyTheMatches(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	x := newPatternIndex()
+	byPattern := map[string]*member{}
+	for len(byPattern) < 3000 {
+		p := genPiece(r, patternPieces, 8)
+		if byPattern[p] == nil {
+			byPattern[p] = &member{name: p}
+			x.add(byPattern[p])
+		}
+	}
+	filed := map[filing]int{}
+	for _, e := range x.entries {
+		filed[e.filed]++
+	}
+	for _, f := range []filing{filedPrefix, filedSuffix, filedBigram, filedAlways} {
+		require.NotZero(t, filed[f], "no generated pattern was filed as %d", f)
+	}
+	for range 2000 {
+		ch := genPiece(r, channelPieces, 8)
+		var want []string
+		for p := range byPattern {
+			if refMatch(p, ch) {
+				want = append(want, p)
+			}
+		}
+		var got []string
+		for _, ms := range x.collect(ch, nil) {
+			got = append(got, ms[0].name)
+		}
+		require.ElementsMatch(t, want, got, "patterns matching %q", ch)
+	}
+	for _, mb := range byPattern {
+		x.remove(mb)
+	}
+	assert.Zero(t, x.len())
+	assert.True(t, x.prefix.empty(), "prefix trie pruned")
+	assert.True(t, x.suffix.empty(), "suffix trie pruned")
+	assert.Empty(t, x.bigrams)
+	assert.Empty(t, x.always)
+}

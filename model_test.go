@@ -36,7 +36,7 @@ type op struct {
 
 var (
 	modelChannels = []string{"a", "b", "ab", "news:서울", "", "a\xff"}
-	modelPatterns = []string{"a*", "*", "?", "[ab]", "*b", "", "news:*", "[^a]*", "a\\*"}
+	modelPatterns = []string{"a*", "*", "?", "[ab]", "*b", "", "news:*", "[^a]*", "a\\*", "*ab*", "*?*"}
 	modelSubs     = 4
 )
 
