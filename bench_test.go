@@ -3,6 +3,9 @@ package pubsub
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,6 +57,8 @@ func (n *naiveBroker) publish(channel, payload string) (receivers, dropped int) 
 type benchTarget interface {
 	subscribe(tb testing.TB, channel string, buf int) <-chan Message
 	psubscribe(tb testing.TB, pattern string, buf int) <-chan Message
+	psubscribeMany(tb testing.TB, patterns []string, buf int) <-chan Message
+	unsubscribe(tb testing.TB, ch <-chan Message, channel string)
 	publish(channel, payload string) (receivers int)
 	dropped() uint64
 	close()
@@ -81,6 +86,21 @@ func (t brokerTarget) psubscribe(tb testing.TB, pattern string, buf int) <-chan 
 		tb.Fatal(err)
 	}
 	return s.Channel()
+}
+
+func (t brokerTarget) psubscribeMany(tb testing.TB, patterns []string, buf int) <-chan Message {
+	s, err := t.b.NewSubscription(WithBufferSize(buf))
+	if err == nil {
+		err = s.PSubscribe(context.Background(), patterns...)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s.Channel()
+}
+
+func (t brokerTarget) unsubscribe(tb testing.TB, _ <-chan Message, channel string) {
+	tb.Fatal("brokerTarget.unsubscribe: use the Subscription")
 }
 
 func (t brokerTarget) publish(channel, payload string) int {
@@ -112,6 +132,33 @@ func (t naiveTarget) psubscribe(_ testing.TB, pattern string, buf int) <-chan Me
 	return ch
 }
 
+func (t naiveTarget) psubscribeMany(_ testing.TB, patterns []string, buf int) <-chan Message {
+	ch := make(chan Message, buf)
+	t.n.mu.Lock()
+	for _, p := range patterns {
+		t.n.patterns = append(t.n.patterns, naivePattern{m: compilePattern(p), ch: ch})
+	}
+	t.n.mu.Unlock()
+	return ch
+}
+
+func (t naiveTarget) unsubscribe(_ testing.TB, ch <-chan Message, channel string) {
+	t.n.mu.Lock()
+	defer t.n.mu.Unlock()
+	subs := t.n.channels[channel]
+	for i, c := range subs {
+		if c == ch {
+			subs = append(subs[:i:i], subs[i+1:]...)
+			break
+		}
+	}
+	if len(subs) == 0 {
+		delete(t.n.channels, channel)
+	} else {
+		t.n.channels[channel] = subs
+	}
+}
+
 func (t naiveTarget) publish(channel, payload string) int {
 	r, d := t.n.publish(channel, payload)
 	if d > 0 {
@@ -130,8 +177,12 @@ func (t naiveTarget) close() {
 			close(ch)
 		}
 	}
+	closed := map[chan Message]bool{}
 	for _, p := range t.n.patterns {
-		close(p.ch)
+		if !closed[p.ch] {
+			close(p.ch)
+			closed[p.ch] = true
+		}
 	}
 	t.n.channels, t.n.patterns = nil, nil
 }
@@ -146,39 +197,55 @@ var impls = []struct {
 
 // consumers drains channels on one goroutine each and counts what arrives.
 type consumers struct {
-	wg       sync.WaitGroup
-	received atomic.Uint64
+	wg     sync.WaitGroup
+	counts []*paddedCount
+}
+
+type paddedCount struct {
+	n atomic.Uint64
+	_ [56]byte // one cache line per consumer
 }
 
 func (c *consumers) start(chs ...<-chan Message) {
 	for _, ch := range chs {
+		count := new(paddedCount)
+		c.counts = append(c.counts, count)
 		c.wg.Go(func() {
-			n := uint64(0)
 			for range ch {
-				n++
+				count.n.Add(1)
 			}
-			c.received.Add(n)
 		})
 	}
 }
 
-// finish closes the target and waits for every consumer to drain, failing
-// the benchmark if that takes longer than a deadline instead of hanging.
-func (c *consumers) finish(b *testing.B, t benchTarget) {
-	t.close()
-	done := make(chan struct{})
-	go func() { c.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		b.Fatal("consumers did not drain within a minute")
+func (c *consumers) received() uint64 {
+	var sum uint64
+	for _, count := range c.counts {
+		sum += count.n.Load()
 	}
+	return sum
+}
+
+// finish waits until every receiver of the publishes has either received
+// its message or counted it as dropped, failing the benchmark after a
+// deadline instead of hanging; then it stops the timer and tears down.
+func (c *consumers) finish(b *testing.B, t benchTarget, receivers uint64) {
+	deadline := time.Now().Add(time.Minute)
+	for c.received()+t.dropped() < receivers {
+		if time.Now().After(deadline) {
+			b.Fatalf("consumers drained %d of %d messages within a minute", c.received()+t.dropped(), receivers)
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
+	b.StopTimer()
+	t.close()
+	c.wg.Wait()
 }
 
 // report states throughput in delivered messages. Runs with drops are not
 // comparable with runs without, and the drops metric says so.
 func report(b *testing.B, c *consumers, t benchTarget, publishes int) {
-	delivered := c.received.Load()
+	delivered := c.received()
 	b.ReportMetric(float64(delivered)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(delivered)/float64(publishes), "deliveries/op")
 	b.ReportMetric(float64(t.dropped()), "drops")
@@ -189,8 +256,9 @@ func report(b *testing.B, c *consumers, t benchTarget, publishes int) {
 
 // BenchmarkFanout publishes from one goroutine to N subscribers of one
 // channel and measures delivery: the timer stops only once every consumer
-// has drained its buffer. It uses a b.N loop rather than b.Loop because
-// the drain after the last publish must be timed.
+// has drained its buffer. The benchmarks that time delivery use a b.N
+// loop rather than b.Loop because the drain after the last publish must be
+// timed, and b.Loop stops the timer when the loop ends.
 func BenchmarkFanout(b *testing.B) {
 	for _, subs := range []int{1, 10, 100, 1000} {
 		for _, impl := range impls {
@@ -202,13 +270,203 @@ func BenchmarkFanout(b *testing.B) {
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
+				receivers := 0
 				for i := 0; i < b.N; i++ {
-					t.publish("news", "payload")
+					receivers += t.publish("news", "payload")
 				}
-				c.finish(b, t)
-				b.StopTimer()
+				c.finish(b, t, uint64(receivers))
 				report(b, &c, t, b.N)
 			})
 		}
+	}
+}
+
+// BenchmarkTopics runs P publishers, each publishing to its own channel
+// with one subscriber, and reports their aggregate delivered throughput.
+func BenchmarkTopics(b *testing.B) {
+	procs := runtime.GOMAXPROCS(0)
+	for _, mult := range []int{1, 4} {
+		pubs := procs * mult
+		for _, impl := range impls {
+			name := fmt.Sprintf("pubs=%dxGOMAXPROCS/impl=%s", mult, impl.name)
+			b.Run(name, func(b *testing.B) {
+				t := impl.make()
+				var c consumers
+				for i := range pubs {
+					c.start(t.subscribe(b, "topic:"+strconv.Itoa(i), 4096))
+				}
+				var next atomic.Int64
+				b.ReportAllocs()
+				b.SetParallelism(mult)
+				b.ResetTimer()
+				var receivers atomic.Uint64
+				b.RunParallel(func(pb *testing.PB) {
+					channel := "topic:" + strconv.Itoa(int(next.Add(1)-1)%pubs)
+					n := 0
+					for pb.Next() {
+						n += t.publish(channel, "payload")
+					}
+					receivers.Add(uint64(n))
+				})
+				c.finish(b, t, receivers.Load())
+				report(b, &c, t, b.N)
+			})
+		}
+	}
+}
+
+// patternShapes returns k patterns of one shape and a function that picks
+// the channel of the i-th publish.
+func patternShapes(shape string, k int) (patterns []string, channel func(i int) string) {
+	patterns = make([]string, k)
+	switch shape {
+	case "prefix":
+		for i := range patterns {
+			patterns[i] = "prefix:" + strconv.Itoa(i) + ":*"
+		}
+		// One pattern matches; the channel is the same on every publish.
+		target := "prefix:" + strconv.Itoa(k/2) + ":event"
+		return patterns, func(int) string { return target }
+	default: // "mixed"
+		for i := range patterns {
+			n := strconv.Itoa(i)
+			switch i % 4 {
+			case 0:
+				patterns[i] = "*:" + n + ":x" // leading star
+			case 1:
+				patterns[i] = "ev:" + n + "*x" // star in the middle
+			case 2:
+				patterns[i] = "?v:" + n + ":*" // question mark
+			case 3:
+				patterns[i] = "[de]v:" + n + ":*" // class
+			}
+		}
+		// Publishes spread over 100,000 distinct channels, so no cache of
+		// recent channels could stand in for the index.
+		r := rand.New(rand.NewPCG(1, 1))
+		channels := make([]string, 1<<16)
+		for i := range channels {
+			channels[i] = "ev:" + strconv.Itoa(r.IntN(100000)) + ":x"
+		}
+		return patterns, func(i int) string { return channels[i&(len(channels)-1)] }
+	}
+}
+
+// BenchmarkPatterns publishes against K subscribed patterns. With
+// shape=prefix, K "prefix:<i>:*" patterns and one of them matches; with
+// shape=mixed, K patterns of four shapes (leading '*', '*' in the middle,
+// '?', a class) and publishes over 100,000 distinct channels.
+func BenchmarkPatterns(b *testing.B) {
+	for _, shape := range []string{"prefix", "mixed"} {
+		for _, k := range []int{1, 100, 10000, 100000} {
+			if shape == "mixed" && k == 1 {
+				continue
+			}
+			patterns, channel := patternShapes(shape, k)
+			for _, impl := range impls {
+				b.Run(fmt.Sprintf("shape=%s/patterns=%d/impl=%s", shape, k, impl.name), func(b *testing.B) {
+					t := impl.make()
+					var c consumers
+					c.start(t.psubscribeMany(b, patterns, 4096))
+					b.ReportAllocs()
+					b.ResetTimer()
+					receivers := 0
+					for i := 0; i < b.N; i++ {
+						receivers += t.publish(channel(i), "payload")
+					}
+					c.finish(b, t, uint64(receivers))
+					report(b, &c, t, b.N)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkPublishNoSubscribers publishes to a channel nobody listens to,
+// while 1000 other channels have subscribers.
+func BenchmarkPublishNoSubscribers(b *testing.B) {
+	for _, impl := range impls {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			t := impl.make()
+			defer t.close()
+			for i := range 1000 {
+				t.subscribe(b, "busy:"+strconv.Itoa(i), 1)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				t.publish("nobody", "payload")
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkChurn subscribes and unsubscribes one channel while 1000 other
+// channels are subscribed. An op is one subscribe plus one unsubscribe.
+func BenchmarkChurn(b *testing.B) {
+	ctx := context.Background()
+	b.Run("others=1000/impl=broker", func(b *testing.B) {
+		br := New(WithBufferSize(1))
+		defer br.Close()
+		for i := range 1000 {
+			if _, err := br.Subscribe(ctx, "busy:"+strconv.Itoa(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s, err := br.NewSubscription()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = s.Subscribe(ctx, "churn")
+			_ = s.Unsubscribe(ctx, "churn")
+		}
+	})
+	b.Run("others=1000/impl=naive", func(b *testing.B) {
+		t := naiveTarget{newNaive(), new(atomic.Uint64)}
+		defer t.close()
+		for i := range 1000 {
+			t.subscribe(b, "busy:"+strconv.Itoa(i), 1)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			ch := t.subscribe(b, "churn", 1)
+			t.unsubscribe(b, ch, "churn")
+		}
+	})
+}
+
+// BenchmarkMemory measures the heap held per subscription, with 100,000
+// subscriptions of one channel each, with the default buffer and with no
+// buffer slots (the bookkeeping alone).
+func BenchmarkMemory(b *testing.B) {
+	ctx := context.Background()
+	const subs = 100000
+	for _, buf := range []int{DefaultBufferSize, 0} {
+		b.Run(fmt.Sprintf("buffer=%d", buf), func(b *testing.B) {
+			var perSub float64
+			for b.Loop() {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				br := New(WithBufferSize(buf))
+				for i := range subs {
+					s, err := br.NewSubscription()
+					if err == nil {
+						err = s.Subscribe(ctx, "channel:"+strconv.Itoa(i))
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perSub = float64(after.HeapAlloc-before.HeapAlloc) / subs
+				runtime.KeepAlive(br)
+				_ = br.Close()
+			}
+			b.ReportMetric(perSub, "B/sub")
+		})
 	}
 }
