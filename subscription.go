@@ -84,14 +84,12 @@ type Subscription struct {
 
 	// mu guards the fields below. A publisher holds it for reading while
 	// it sends to ch, so ch is closed only under the write lock.
-	mu            sync.RWMutex
-	closed        bool
-	err           error // why the subscription closed
-	channels      map[string]*member
-	patterns      map[string]*member
-	shardChannels map[string]*member
+	mu      sync.RWMutex
+	closed  bool
+	err     error // why the subscription closed
+	members memberships
 
-	done     chan struct{}  // closed when the subscription starts closing
+	done     chan struct{}  // Block policy only: closed when the subscription starts closing
 	blockers sync.WaitGroup // Block-policy publishers waiting for room
 
 	delivered atomic.Uint64
@@ -100,15 +98,11 @@ type Subscription struct {
 }
 
 func newSubscription(b *Broker, cfg config) *Subscription {
-	return &Subscription{
-		b:             b,
-		cfg:           cfg,
-		ch:            make(chan Message, cfg.bufferSize),
-		channels:      make(map[string]*member),
-		patterns:      make(map[string]*member),
-		shardChannels: make(map[string]*member),
-		done:          make(chan struct{}),
+	s := &Subscription{b: b, cfg: cfg, ch: make(chan Message, cfg.bufferSize)}
+	if cfg.overflow == Block {
+		s.done = make(chan struct{})
 	}
+	return s
 }
 
 // Channel returns the channel the subscription's messages arrive on. It is
@@ -228,7 +222,7 @@ func (s *Subscription) Stats() SubscriptionStats {
 		return SubscriptionStats{}
 	}
 	s.mu.RLock()
-	nc, np, ns := len(s.channels), len(s.patterns), len(s.shardChannels)
+	nc, np, ns := int(s.members.counts[kindChannel]), int(s.members.counts[kindPattern]), int(s.members.counts[kindShard])
 	s.mu.RUnlock()
 	return SubscriptionStats{
 		Delivered:     s.delivered.Load(),
@@ -250,15 +244,7 @@ func (s *Subscription) Subscribed() (channels, patterns, shardChannels []string)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return keys(s.channels), keys(s.patterns), keys(s.shardChannels)
-}
-
-func keys(m map[string]*member) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
+	return s.members.names(kindChannel), s.members.names(kindPattern), s.members.names(kindShard)
 }
 
 // subKind selects one of a subscription's three namespaces.
@@ -270,16 +256,86 @@ const (
 	kindShard
 )
 
-// setLocked returns the membership map of kind.
-// s.opMu (to change it) or s.mu (to read it) must be held.
-func (s *Subscription) setLocked(kind subKind) map[string]*member {
-	switch kind {
-	case kindPattern:
-		return s.patterns
-	case kindShard:
-		return s.shardChannels
+// memberships is a subscription's set of channels, patterns and shard
+// channels. Most subscriptions hold a few, so it is a plain list, which
+// costs a few bytes where a Go map costs hundreds; past smallMemberships
+// entries a map indexes the list. Changes happen under both s.opMu and
+// s.mu; reads need either.
+type memberships struct {
+	list   []*member
+	index  map[memberKey]int // position in list, once len(list) > smallMemberships
+	counts [3]int32          // by subKind
+}
+
+type memberKey struct {
+	kind subKind
+	name string
+}
+
+const smallMemberships = 8
+
+func (ms *memberships) find(kind subKind, name string) (*member, int) {
+	if ms.index != nil {
+		if i, ok := ms.index[memberKey{kind, name}]; ok {
+			return ms.list[i], i
+		}
+		return nil, -1
 	}
-	return s.channels
+	for i, mb := range ms.list {
+		if mb.kind == kind && mb.name == name {
+			return mb, i
+		}
+	}
+	return nil, -1
+}
+
+func (ms *memberships) add(mb *member) {
+	ms.list = append(ms.list, mb)
+	ms.counts[mb.kind]++
+	switch {
+	case ms.index != nil:
+		ms.index[memberKey{mb.kind, mb.name}] = len(ms.list) - 1
+	case len(ms.list) > smallMemberships:
+		ms.index = make(map[memberKey]int, 2*len(ms.list))
+		for i, m := range ms.list {
+			ms.index[memberKey{m.kind, m.name}] = i
+		}
+	}
+}
+
+func (ms *memberships) remove(i int) {
+	mb, last := ms.list[i], len(ms.list)-1
+	ms.list[i] = ms.list[last]
+	ms.list[last] = nil
+	ms.list = ms.list[:last]
+	ms.counts[mb.kind]--
+	if ms.index != nil {
+		delete(ms.index, memberKey{mb.kind, mb.name})
+		if i < last {
+			ms.index[memberKey{ms.list[i].kind, ms.list[i].name}] = i
+		}
+	}
+}
+
+// ofKind returns the members of kind, in no particular order.
+func (ms *memberships) ofKind(kind subKind) []*member {
+	out := make([]*member, 0, ms.counts[kind])
+	for _, mb := range ms.list {
+		if mb.kind == kind {
+			out = append(out, mb)
+		}
+	}
+	return out
+}
+
+func (ms *memberships) names(kind subKind) []string {
+	out := make([]string, 0, ms.counts[kind])
+	for _, mb := range ms.list {
+		if mb.kind == kind {
+			out = append(out, mb.name)
+		}
+	}
+	return out
 }
 
 func (s *Subscription) subscribe(ctx context.Context, op string, kind subKind, names []string) error {
@@ -297,14 +353,13 @@ func (s *Subscription) subscribe(ctx context.Context, op string, kind subKind, n
 	if s.isClosed() {
 		return ErrClosed
 	}
-	set := s.setLocked(kind)
 	for _, name := range names {
-		if set[name] != nil {
+		if mb, _ := s.members.find(kind, name); mb != nil {
 			continue
 		}
-		mb := &member{s: s, name: name}
+		mb := &member{s: s, name: name, kind: kind}
 		s.mu.Lock()
-		set[name] = mb
+		s.members.add(mb)
 		s.mu.Unlock()
 		s.b.index(kind).add(mb)
 	}
@@ -323,13 +378,15 @@ func (s *Subscription) unsubscribe(ctx context.Context, kind subKind, names []st
 	if s.isClosed() {
 		return ErrClosed
 	}
-	set := s.setLocked(kind)
 	if len(names) == 0 {
-		names = keys(set)
+		for _, mb := range s.members.ofKind(kind) {
+			s.leaveLocked(mb)
+		}
+		return nil
 	}
 	for _, name := range names {
-		if mb := set[name]; mb != nil {
-			s.leaveLocked(kind, mb)
+		if mb, _ := s.members.find(kind, name); mb != nil {
+			s.leaveLocked(mb)
 		}
 	}
 	return nil
@@ -339,12 +396,14 @@ func (s *Subscription) unsubscribe(ctx context.Context, kind subKind, names []st
 // publisher is mid-delivery to s, and every later one sees mb.removed, so
 // nothing more for mb is queued once it returns.
 // s.opMu must be held.
-func (s *Subscription) leaveLocked(kind subKind, mb *member) {
+func (s *Subscription) leaveLocked(mb *member) {
 	s.mu.Lock()
 	mb.removed = true
-	delete(s.setLocked(kind), mb.name)
+	if _, i := s.members.find(mb.kind, mb.name); i >= 0 {
+		s.members.remove(i)
+	}
 	s.mu.Unlock()
-	s.b.index(kind).remove(mb)
+	s.b.index(mb.kind).remove(mb)
 }
 
 func (s *Subscription) isClosed() bool {
@@ -364,13 +423,13 @@ func (s *Subscription) close(err error) bool {
 		return false
 	}
 	s.closed, s.err = true, err
-	close(s.done) // wakes Block-policy publishers
+	if s.done != nil {
+		close(s.done) // wakes Block-policy publishers
+	}
 	s.mu.Unlock()
 
-	for _, kind := range [...]subKind{kindChannel, kindPattern, kindShard} {
-		for _, mb := range s.setLocked(kind) {
-			s.leaveLocked(kind, mb)
-		}
+	for len(s.members.list) > 0 {
+		s.leaveLocked(s.members.list[len(s.members.list)-1])
 	}
 	// No publisher can start a send now (they check closed under mu), and
 	// the waiting ones have been woken; once they are gone, closing is safe.

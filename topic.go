@@ -14,6 +14,7 @@ import (
 type member struct {
 	s    *Subscription
 	name string // the channel or pattern subscribed to
+	kind subKind
 	// removed is set, under s.mu, when the membership ends.
 	removed bool
 }
