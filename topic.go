@@ -21,14 +21,17 @@ type member struct {
 
 // topic is one channel with at least one subscriber.
 type topic struct {
+	name    string
+	hash    uint64
 	members []*member // copy-on-write: replaced, never mutated
+	next    *topic    // the next topic of the same hash bucket
 }
 
 // topicShard is one lock stripe of a topicIndex.
 type topicShard struct {
 	mu sync.RWMutex
 	// guards topics
-	topics map[string]*topic
+	topics topicTable
 
 	// Publish counters for the channels of this stripe, so that publishers
 	// on different channels do not share a cache line.
@@ -54,24 +57,90 @@ func newTopicIndex() *topicIndex {
 	for n < 8*runtime.GOMAXPROCS(0) && n < 1024 {
 		n <<= 1
 	}
-	x := &topicIndex{seed: maphash.MakeSeed(), shards: make([]topicShard, n), mask: uint64(n - 1)}
-	for i := range x.shards {
-		x.shards[i].topics = make(map[string]*topic)
-	}
-	return x
+	return &topicIndex{seed: maphash.MakeSeed(), shards: make([]topicShard, n), mask: uint64(n - 1)}
 }
 
-func (x *topicIndex) shard(channel string) *topicShard {
-	return &x.shards[maphash.String(x.seed, channel)&x.mask]
+func (x *topicIndex) shard(channel string) (*topicShard, uint64) {
+	h := maphash.String(x.seed, channel)
+	return &x.shards[h&x.mask], h
+}
+
+// topicTable is a hash table of topics keyed by the channel's maphash. The
+// hash that picks the stripe also finds the bucket, so a publish hashes its
+// channel once (a Go map would hash the key again).
+type topicTable struct {
+	buckets []*topic // chained through topic.next; len is a power of two
+	n       int
+}
+
+// bucket returns the bucket of hash h. The low bits chose the stripe, so
+// the bucket comes from the high bits.
+func (tt *topicTable) bucket(h uint64) **topic {
+	return &tt.buckets[(h>>32)&uint64(len(tt.buckets)-1)]
+}
+
+func (tt *topicTable) find(h uint64, channel string) *topic {
+	if tt.n == 0 {
+		return nil
+	}
+	for t := *tt.bucket(h); t != nil; t = t.next {
+		if t.hash == h && t.name == channel {
+			return t
+		}
+	}
+	return nil
+}
+
+func (tt *topicTable) insert(t *topic) {
+	if tt.n >= len(tt.buckets) {
+		tt.grow()
+	}
+	b := tt.bucket(t.hash)
+	t.next = *b
+	*b = t
+	tt.n++
+}
+
+func (tt *topicTable) delete(t *topic) {
+	for p := tt.bucket(t.hash); *p != nil; p = &(*p).next {
+		if *p == t {
+			*p = t.next
+			t.next = nil
+			tt.n--
+			return
+		}
+	}
+}
+
+func (tt *topicTable) grow() {
+	old := tt.buckets
+	tt.buckets = make([]*topic, max(8, 2*len(old)))
+	for _, t := range old {
+		for t != nil {
+			next := t.next
+			b := tt.bucket(t.hash)
+			t.next = *b
+			*b = t
+			t = next
+		}
+	}
+}
+
+func (tt *topicTable) all(yield func(*topic)) {
+	for _, t := range tt.buckets {
+		for ; t != nil; t = t.next {
+			yield(t)
+		}
+	}
 }
 
 // lookup returns the current members of channel and the channel's stripe.
 // The slice is an immutable snapshot.
 func (x *topicIndex) lookup(channel string) ([]*member, *topicShard) {
-	sh := x.shard(channel)
+	sh, h := x.shard(channel)
 	var members []*member
 	sh.mu.RLock()
-	if t := sh.topics[channel]; t != nil {
+	if t := sh.topics.find(h, channel); t != nil {
 		members = t.members
 	}
 	sh.mu.RUnlock()
@@ -79,29 +148,29 @@ func (x *topicIndex) lookup(channel string) ([]*member, *topicShard) {
 }
 
 func (x *topicIndex) add(mb *member) {
-	sh := x.shard(mb.name)
+	sh, h := x.shard(mb.name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.topics[mb.name]
+	t := sh.topics.find(h, mb.name)
 	if t == nil {
-		t = new(topic)
-		sh.topics[mb.name] = t
+		t = &topic{name: mb.name, hash: h}
+		sh.topics.insert(t)
 		x.count.Add(1)
 	}
 	t.members = appendMember(t.members, mb)
 }
 
 func (x *topicIndex) remove(mb *member) {
-	sh := x.shard(mb.name)
+	sh, h := x.shard(mb.name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.topics[mb.name]
+	t := sh.topics.find(h, mb.name)
 	if t == nil {
 		return
 	}
 	t.members = removeMember(t.members, mb)
 	if len(t.members) == 0 {
-		delete(sh.topics, mb.name)
+		sh.topics.delete(t)
 		x.count.Add(-1)
 	}
 }
@@ -118,11 +187,11 @@ func (x *topicIndex) names(keep func(string) bool) []string {
 	for i := range x.shards {
 		sh := &x.shards[i]
 		sh.mu.RLock()
-		for name := range sh.topics {
-			if keep(name) {
-				out = append(out, name)
+		sh.topics.all(func(t *topic) {
+			if keep(t.name) {
+				out = append(out, t.name)
 			}
-		}
+		})
 		sh.mu.RUnlock()
 	}
 	return out
