@@ -81,9 +81,9 @@ func (o Overflow) String() string {
 // config holds the settings of a subscription. New takes them as the
 // defaults of every subscription; NewSubscription overrides them for one.
 type config struct {
-	bufferSize int
 	overflow   Overflow
 	onDrop     func(*Subscription, Message)
+	bufferSize int
 	err        error
 }
 

@@ -57,7 +57,7 @@ type SubscriptionStats struct {
 	Delivered uint64 // messages put in the buffer
 	Dropped   uint64 // messages lost: refused by a full buffer, or evicted from it by DropOldest
 	Queued    int    // messages in the buffer now
-	HighWater int    // the most messages ever queued at once
+	HighWater int    // the most messages seen queued at once: sampled every 8th delivery, exact when the buffer filled
 	Capacity  int    // the buffer's size
 
 	Channels      int // channels subscribed to
@@ -73,28 +73,29 @@ type SubscriptionStats struct {
 // [Broker.PSubscribe], [Broker.SSubscribe] or [Broker.NewSubscription] to
 // create one; a nil or zero Subscription behaves as a closed one.
 type Subscription struct {
-	b   *Broker
-	ch  chan Message
-	cfg config
+	// The fields a delivery touches come first, to share a cache line.
+
+	// mu guards closed, err and members. A publisher holds it for reading
+	// while it sends to ch, so ch is closed only under the write lock.
+	mu        sync.RWMutex
+	closed    bool
+	ch        chan Message
+	cfg       config
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+	highWater atomic.Int64
+
+	b       *Broker
+	err     error // why the subscription closed
+	members memberships
 
 	// opMu serializes Subscribe, Unsubscribe and close, which update both
 	// this subscription and the broker's indexes. Lock order: opMu, then
 	// an index lock or mu; never an index lock and mu together.
 	opMu sync.Mutex
 
-	// mu guards the fields below. A publisher holds it for reading while
-	// it sends to ch, so ch is closed only under the write lock.
-	mu      sync.RWMutex
-	closed  bool
-	err     error // why the subscription closed
-	members memberships
-
 	done     chan struct{}  // Block policy only: closed when the subscription starts closing
 	blockers sync.WaitGroup // Block-policy publishers waiting for room
-
-	delivered atomic.Uint64
-	dropped   atomic.Uint64
-	highWater atomic.Int64
 }
 
 func newSubscription(b *Broker, cfg config) *Subscription {
@@ -461,11 +462,11 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 	select {
 	case s.ch <- m:
 		s.mu.RUnlock()
-		s.delivered.Add(1)
-		s.noteQueued()
+		s.noteDelivered()
 		return outDelivered, nil
 	default:
 	}
+	s.noteFull()
 	switch s.cfg.overflow {
 	case DropOldest:
 		return s.offerEvicting(m)
@@ -500,8 +501,7 @@ func (s *Subscription) offerEvicting(m Message) (outcome, error) {
 	select {
 	case s.ch <- m:
 		s.mu.RUnlock()
-		s.delivered.Add(1)
-		s.noteQueued()
+		s.noteDelivered()
 		if haveEvicted {
 			s.dropped.Add(1)
 			s.dropHook(evicted)
@@ -528,8 +528,7 @@ func (s *Subscription) offerBlocking(ctx context.Context, m Message) (outcome, e
 	defer s.blockers.Done()
 	select {
 	case s.ch <- m:
-		s.delivered.Add(1)
-		s.noteQueued()
+		s.noteDelivered()
 		return outDelivered, nil
 	case <-s.done:
 		// Closed while waiting: it was a receiver when Publish began.
@@ -543,8 +542,22 @@ func (s *Subscription) offerBlocking(ctx context.Context, m Message) (outcome, e
 	}
 }
 
-func (s *Subscription) noteQueued() {
-	q := int64(len(s.ch))
+// noteDelivered counts a queued message. It samples the queue length for
+// the high-water mark on every 8th delivery only: reading it means reading
+// the cache line the consumer is writing, which on a busy subscription
+// cost more than the rest of the delivery.
+func (s *Subscription) noteDelivered() {
+	if s.delivered.Add(1)&7 == 0 {
+		s.raiseHighWater(int64(len(s.ch)))
+	}
+}
+
+// noteFull records that the buffer was found full.
+func (s *Subscription) noteFull() {
+	s.raiseHighWater(int64(cap(s.ch)))
+}
+
+func (s *Subscription) raiseHighWater(q int64) {
 	for {
 		hw := s.highWater.Load()
 		if q <= hw || s.highWater.CompareAndSwap(hw, q) {
