@@ -223,7 +223,16 @@ func (b *Broker) NewSubscription(opts ...Option) (*Subscription, error) {
 	if cfg.err != nil {
 		return nil, cfg.err
 	}
+	return b.newSubscription(cfg, nil)
+}
+
+// newSubscription registers a new subscription; b must have been checked.
+func (b *Broker) newSubscription(cfg config, fn func(Message)) (*Subscription, error) {
+	if fn != nil {
+		cfg.bufferSize = 0
+	}
 	s := newSubscription(b, cfg)
+	s.fn = fn
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
@@ -231,6 +240,30 @@ func (b *Broker) NewSubscription(opts ...Option) (*Subscription, error) {
 	}
 	b.subs[s] = struct{}{}
 	return s, nil
+}
+
+// NewSubscriptionFunc returns a subscription with no channels yet that
+// hands each message to fn instead of queuing it, for consumers that
+// already have a queue of their own (a network connection's output
+// buffer, say).
+//
+// fn runs on the publishing goroutine, once per delivery, with no lock
+// held: it may call any method, including this subscription's, but Publish
+// waits for it, so it must not block. Several publishers may call it at
+// once. There is no buffer, so options about buffers and overflow do not
+// apply and nothing is ever dropped. A publish already under way when
+// Unsubscribe or Close returns may still call fn once.
+//
+// The subscription's Channel carries no messages; it closes when the
+// subscription closes, so it still tells when the subscription ended.
+func (b *Broker) NewSubscriptionFunc(fn func(Message)) (*Subscription, error) {
+	if err := b.check(context.Background()); err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return nil, fmt.Errorf("%w: NewSubscriptionFunc(nil)", ErrNoArguments)
+	}
+	return b.newSubscription(b.cfg, fn)
 }
 
 // Subscribe returns a new subscription to channels, live when it returns:

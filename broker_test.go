@@ -784,3 +784,41 @@ func TestNilReceiversBehaveAsClosed(t *testing.T) {
 		assert.Equal(t, SubscriptionStats{}, s.Stats())
 	}
 }
+
+func TestSubscriptionFuncCallsInsteadOfQueuing(t *testing.T) {
+	ctx := context.Background()
+	b := newBroker(t, WithBufferSize(1)) // no buffer applies to a func subscription
+	var got []Message
+	var s *Subscription
+	s, err := b.NewSubscriptionFunc(func(m Message) {
+		got = append(got, m)
+		if m.Payload == "leave" {
+			// Calling back into the subscription is allowed: no lock is held.
+			assert.NoError(t, s.Unsubscribe(ctx, m.Channel))
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.Subscribe(ctx, "a"))
+	require.NoError(t, s.PSubscribe(ctx, "a*"))
+	for _, p := range []string{"1", "2", "3", "leave", "after"} {
+		_, err := b.Publish(ctx, "a", p)
+		require.NoError(t, err)
+	}
+	assert.Len(t, got, 9, "4 messages and 5 pmessages; none dropped although more than 1 was published")
+	assert.Equal(t, Message{Kind: KindPMessage, Channel: "a", Pattern: "a*", Payload: "after"}, got[8])
+	st := s.Stats()
+	assert.Equal(t, uint64(9), st.Delivered)
+	assert.Zero(t, st.Dropped)
+
+	select {
+	case <-s.Channel():
+		t.Fatal("the channel of an open func subscription must not be ready")
+	default:
+	}
+	require.NoError(t, s.Close())
+	_, ok := <-s.Channel()
+	assert.False(t, ok, "the channel closes with the subscription")
+
+	_, err = b.NewSubscriptionFunc(nil)
+	assert.ErrorIs(t, err, ErrNoArguments)
+}

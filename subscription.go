@@ -81,6 +81,7 @@ type Subscription struct {
 	closed    bool
 	ch        chan Message
 	cfg       config
+	fn        func(Message) // NewSubscriptionFunc: called instead of queuing
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
 	highWater atomic.Int64
@@ -458,6 +459,12 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 	if s.closed || mb.removed {
 		s.mu.RUnlock()
 		return outGone, nil
+	}
+	if s.fn != nil {
+		s.mu.RUnlock()
+		s.fn(m)
+		s.delivered.Add(1)
+		return outDelivered, nil
 	}
 	select {
 	case s.ch <- m:

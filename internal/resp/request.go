@@ -1,0 +1,332 @@
+package resp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+)
+
+// Limits Redis applies to requests (src/server.h, src/networking.c).
+const (
+	// MaxInlineSize is PROTO_INLINE_MAX_SIZE: the longest inline command,
+	// and the longest "*<n>" or "$<n>" line.
+	MaxInlineSize = 64 << 10
+	// MaxUnauthMultibulk and MaxUnauthBulk are the limits Redis applies
+	// before a client has authenticated.
+	MaxUnauthMultibulk = 10
+	MaxUnauthBulk      = 16384
+)
+
+// ProtocolError is a malformed request. Msg is the text Redis sends after
+// "-ERR ", and the connection is then closed.
+type ProtocolError struct {
+	Msg string
+}
+
+func (e *ProtocolError) Error() string { return e.Msg }
+
+func protoErr(msg string) error { return &ProtocolError{Msg: "Protocol error: " + msg} }
+
+// RequestReader reads commands as Redis reads them from a client: RESP
+// arrays of bulk strings, or inline commands (what telnet and redis-cli's
+// inline mode send). It is not safe for concurrent use.
+type RequestReader struct {
+	br *bufio.Reader
+	// Authenticated lifts the request limits Redis applies to clients that
+	// have not authenticated yet. The server sets it.
+	Authenticated bool
+	// MaxBulkLen is proto-max-bulk-len; 0 means 512 MB.
+	MaxBulkLen int64
+}
+
+// NewRequestReader returns a RequestReader reading from r.
+func NewRequestReader(r io.Reader) *RequestReader {
+	return &RequestReader{br: bufio.NewReaderSize(r, 64<<10), Authenticated: true}
+}
+
+// Buffered reports whether more input is already buffered, so that a
+// server can flush its replies only once a pipeline has been consumed.
+func (r *RequestReader) Buffered() int { return r.br.Buffered() }
+
+// ReadCommand returns the next command's arguments. An empty command (an
+// empty inline line or "*0") returns a nil slice and no error, as Redis
+// ignores it. A malformed request returns a *ProtocolError.
+func (r *RequestReader) ReadCommand() ([]string, error) {
+	first, err := r.br.Peek(1)
+	if err != nil {
+		return nil, err
+	}
+	if first[0] == '*' {
+		return r.readMultibulk()
+	}
+	return r.readInline()
+}
+
+// line reads up to and including '\n' and returns it without the '\n',
+// failing with tooBig when more than MaxInlineSize bytes come first.
+func (r *RequestReader) line(tooBig string) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if len(buf) > MaxInlineSize && (err != nil || len(buf)-1 > MaxInlineSize) {
+			return nil, protoErr(tooBig)
+		}
+		if err == nil {
+			return buf[:len(buf)-1], nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if err == io.EOF && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+func (r *RequestReader) readInline() ([]string, error) {
+	line, err := r.line("too big inline request")
+	if err != nil {
+		return nil, err
+	}
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	args, ok := SplitArgs(string(line))
+	if !ok {
+		return nil, protoErr("unbalanced quotes in request")
+	}
+	return args, nil
+}
+
+// countLine reads a "*<n>" or "$<n>" line. Redis finds its end by the
+// first '\r' and skips the byte after it unseen, so this does too.
+func (r *RequestReader) countLine(tooBig string) (string, error) {
+	var buf []byte
+	for {
+		chunk, err := r.br.ReadSlice('\r')
+		buf = append(buf, chunk...)
+		if len(buf)-1 > MaxInlineSize {
+			return "", protoErr(tooBig)
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+	}
+	if _, err := r.br.ReadByte(); err != nil { // the '\n', unchecked
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", err
+	}
+	return string(buf[1 : len(buf)-1]), nil
+}
+
+func (r *RequestReader) readMultibulk() ([]string, error) {
+	text, err := r.countLine("too big mbulk count string")
+	if err != nil {
+		return nil, err
+	}
+	n, ok := ParseInt(text)
+	if !ok || n > 1<<31-1 {
+		return nil, protoErr("invalid multibulk length")
+	}
+	if !r.Authenticated && n > MaxUnauthMultibulk {
+		return nil, protoErr("unauthenticated multibulk length")
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	maxBulk := r.MaxBulkLen
+	if maxBulk == 0 {
+		maxBulk = MaxBulkLen
+	}
+	args := make([]string, 0, min(n, 1024))
+	for range n {
+		b, err := r.br.Peek(1)
+		if err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		if b[0] != '$' {
+			return nil, protoErr("expected '$', got '" + string(b[0]) + "'")
+		}
+		text, err := r.countLine("too big bulk count string")
+		if err != nil {
+			return nil, err
+		}
+		size, ok := ParseInt(text)
+		if !ok || size < 0 || size > maxBulk {
+			return nil, protoErr("invalid bulk length")
+		}
+		if !r.Authenticated && size > MaxUnauthBulk {
+			return nil, protoErr("unauthenticated bulk length")
+		}
+		buf := make([]byte, size+2) // the data, then 2 bytes Redis skips unchecked
+		if _, err := io.ReadFull(r.br, buf); err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		args = append(args, string(buf[:size]))
+	}
+	return args, nil
+}
+
+// ParseInt parses a decimal integer as Redis's string2ll does: an optional
+// '-', no '+', no leading zeros, no spaces, within int64.
+func ParseInt(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	if s == "0" {
+		return 0, true
+	}
+	neg := s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, false
+	}
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if v > (1<<64-1)/10 {
+			return 0, false
+		}
+		v *= 10
+		if v > 1<<64-1-uint64(c-'0') {
+			return 0, false
+		}
+		v += uint64(c - '0')
+	}
+	if neg {
+		if v > 1<<63 {
+			return 0, false
+		}
+		return -int64(v), true
+	}
+	if v > 1<<63-1 {
+		return 0, false
+	}
+	return int64(v), true
+}
+
+// SplitArgs splits an inline command line as Redis's sdssplitargs does:
+// arguments separated by spaces; "double quotes" with \n \r \t \b \a \\ \"
+// and \xHH escapes; 'single quotes' with \' only. A closing quote must be
+// followed by a space or the end. A NUL byte ends the line. ok is false
+// for unbalanced quotes.
+func SplitArgs(line string) (args []string, ok bool) {
+	if nul := strings.IndexByte(line, 0); nul >= 0 {
+		line = line[:nul] // sdssplitargs reads a C string
+	}
+	i := 0
+	for {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		if i == len(line) {
+			if args == nil {
+				args = []string{}
+			}
+			return args, true
+		}
+		var cur strings.Builder
+		inDouble, inSingle, done := false, false, false
+		for !done {
+			if inDouble {
+				switch {
+				case i >= len(line):
+					return nil, false
+				case line[i] == '\\' && i+3 < len(line) && line[i+1] == 'x' && isHex(line[i+2]) && isHex(line[i+3]):
+					cur.WriteByte(unhex(line[i+2])<<4 | unhex(line[i+3]))
+					i += 3
+				case line[i] == '\\' && i+1 < len(line):
+					i++
+					cur.WriteByte(unescape(line[i]))
+				case line[i] == '"':
+					if i+1 < len(line) && !isSpace(line[i+1]) {
+						return nil, false
+					}
+					done = true
+				default:
+					cur.WriteByte(line[i])
+				}
+			} else if inSingle {
+				switch {
+				case i >= len(line):
+					return nil, false
+				case line[i] == '\\' && i+1 < len(line) && line[i+1] == '\'':
+					i++
+					cur.WriteByte('\'')
+				case line[i] == '\'':
+					if i+1 < len(line) && !isSpace(line[i+1]) {
+						return nil, false
+					}
+					done = true
+				default:
+					cur.WriteByte(line[i])
+				}
+			} else {
+				switch {
+				case i >= len(line):
+					done = true
+				case line[i] == ' ' || line[i] == '\n' || line[i] == '\r' || line[i] == '\t':
+					done = true // unlike the blanks between arguments, not \v or \f
+				case line[i] == '"':
+					inDouble = true
+				case line[i] == '\'':
+					inSingle = true
+				default:
+					cur.WriteByte(line[i])
+				}
+			}
+			if i < len(line) {
+				i++
+			}
+		}
+		args = append(args, cur.String())
+	}
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f'
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+func unescape(c byte) byte {
+	switch c {
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	case 'b':
+		return '\b'
+	case 'a':
+		return '\a'
+	}
+	return c
+}
