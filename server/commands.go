@@ -30,7 +30,7 @@ type command struct {
 // programming error.
 type commandTable struct {
 	cmds      map[string]*command
-	redisKnow map[string]bool
+	redisKnow map[string]bool // Redis command name -> is a container
 }
 
 func (t *commandTable) register(c *command) {
@@ -179,8 +179,11 @@ func (t *commandTable) lookup(args []string) (*command, string) {
 	name := lower(args[0])
 	cmd := t.cmds[name]
 	if cmd == nil {
-		if t.redisKnow[name] {
-			return nil, fmt.Sprintf("ERR unsupported command '%s': this server speaks Redis Pub/Sub only", sanitize(args[0]))
+		if isContainer, known := t.redisKnow[name]; known {
+			if isContainer && len(args) > 1 {
+				name += "|" + lower(args[1])
+			}
+			return &command{name: name, arity: -1, run: cmdUnsupported}, ""
 		}
 		var b strings.Builder
 		for _, a := range args[1:] {
@@ -202,6 +205,14 @@ func (t *commandTable) lookup(args []string) (*command, string) {
 		return nil, fmt.Sprintf("ERR wrong number of arguments for '%s' command", cmd.name)
 	}
 	return cmd, ""
+}
+
+// cmdUnsupported answers a Redis command this server does not serve. It
+// runs after the checks every command goes through, so in RESP2 subscribed
+// mode the client gets Redis's own error first.
+func cmdUnsupported(c *conn, w *resp.Writer, args []string) bool {
+	w.Error(fmt.Sprintf("ERR unsupported command '%s': this server speaks Redis Pub/Sub only", sanitize(lower(args[0]))))
+	return false
 }
 
 // sanitize replaces line breaks, which an error reply cannot carry, with
@@ -364,7 +375,7 @@ func cmdPubsubChannels(c *conn, w *resp.Writer, args []string) bool {
 		}
 	}
 	if len(args) > 3 {
-		w.Error(fmt.Sprintf("ERR wrong number of arguments for 'pubsub|%s' command", lower(args[1])))
+		w.Error(sanitize(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try PUBSUB HELP.", args[1])))
 		return false
 	}
 	names, err := list(context.Background(), pattern)

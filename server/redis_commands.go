@@ -1,11 +1,12 @@
 package server
 
-// redisCommands are the top-level command names of Redis 7.0 (COMMAND
-// LIST). A client sending one of them that this server does not serve is
+// redisCommands maps the top-level command names of Redis 7.0 (COMMAND
+// LIST) to whether each is a container of subcommands. A client sending one of them that this server does not serve is
 // told that it speaks Pub/Sub only; any other name gets Redis's own
 // "unknown command" error.
 func redisCommands() map[string]bool {
 	m := make(map[string]bool)
+	containers := []string{"acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module", "object", "pubsub", "script", "slowlog", "xgroup", "xinfo"}
 	for _, name := range []string{
 		"acl", "append", "asking", "auth", "bgrewriteaof", "bgsave", "bitcount", "bitfield",
 		"bitfield_ro", "bitop", "bitpos", "blmove", "blmpop", "blpop", "brpop", "brpoplpush",
@@ -38,6 +39,9 @@ func redisCommands() map[string]bool {
 		"zrevrange", "zrevrangebylex", "zrevrangebyscore", "zrevrank", "zscan", "zscore", "zunion",
 		"zunionstore",
 	} {
+		m[name] = false
+	}
+	for _, name := range containers {
 		m[name] = true
 	}
 	return m

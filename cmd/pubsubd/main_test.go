@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gopherpubsub/pubsub/internal/redistest"
+)
+
+// need skips the test when a tool is missing, or fails it when CI is set.
+func need(t *testing.T, ok bool, msg string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
+	}
+	t.Skip(msg)
+}
+
+// seedDir finds shared/seed beside the repository.
+func seedDir(t *testing.T) string {
+	dir, err := filepath.Abs(".")
+	require.NoError(t, err)
+	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+		if st, err := os.Stat(filepath.Join(dir, "shared", "seed", "publisher.py")); err == nil && !st.IsDir() {
+			return filepath.Join(dir, "shared", "seed")
+		}
+	}
+	need(t, false, "shared/seed (the article's redis-py programs) not found beside the repository")
+	return ""
+}
+
+// lockedBuffer collects a program's output while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSeedProgramsRunUnchanged runs the article's three redis-py programs,
+// as written, against pubsubd on localhost:6379.
+func TestSeedProgramsRunUnchanged(t *testing.T) {
+	python := "/usr/bin/python3" // Debian's python3-redis is installed for this one
+	_, err := os.Stat(python)
+	need(t, err == nil, python+" not found: install Debian's python3 and python3-redis")
+	need(t, exec.Command(python, "-c", "import redis").Run() == nil, "the redis module is missing: install Debian's python3-redis")
+	seed := seedDir(t)
+
+	bin := filepath.Join(t.TempDir(), "pubsubd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run(), "building pubsubd")
+
+	var serverLog lockedBuffer
+	srv := exec.Command(bin, "-port", "6379")
+	srv.Stdout, srv.Stderr = &serverLog, &serverLog
+	require.NoError(t, srv.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			assert.NoError(t, err, "pubsubd exit after SIGTERM; log:\n%s", serverLog.String())
+		case <-time.After(10 * time.Second):
+			_ = srv.Process.Kill()
+			t.Error("pubsubd did not stop within 10s of SIGTERM")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(serverLog.String(), "ready to accept connections") {
+		select {
+		case err := <-exited:
+			t.Fatalf("pubsubd exited (%v); is something else listening on 127.0.0.1:6379 (the redis-server service)? Stop it and rerun. Log:\n%s", err, serverLog.String())
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "pubsubd not ready; log:\n%s", serverLog.String())
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Whatever "localhost" resolves to must be our server, not a Redis
+	// listening on ::1: only ours refuses GET.
+	for _, addr := range []string{"127.0.0.1:6379", "[::1]:6379"} {
+		if addr[0] == '[' && !reachable(addr) {
+			continue
+		}
+		c := redistest.Dial(t, addr)
+		reply := c.Do("GET", "any")
+		require.Contains(t, reply.Str, "Pub/Sub only", "the server at %s is not pubsubd; stop the other server and rerun", addr)
+		c.Close()
+	}
+
+	run := func(name string) (*exec.Cmd, *lockedBuffer) {
+		var out lockedBuffer
+		cmd := exec.Command(python, "-u", filepath.Join(seed, name))
+		cmd.Stdout, cmd.Stderr = &out, &out
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd, &out
+	}
+	_, subOut := run("subscriber.py")
+	_, psubOut := run("psubscriber.py")
+
+	ctl := redistest.Dial(t, "127.0.0.1:6379")
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		numSub := ctl.Do("PUBSUB", "NUMSUB", "news").Elems[1].Int
+		numPat := ctl.Do("PUBSUB", "NUMPAT").Int
+		if numSub == 1 && numPat == 1 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "subscribers not subscribed (NUMSUB news = %d, NUMPAT = %d); output:\n%s\n%s", numSub, numPat, subOut, psubOut)
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	pub := exec.Command(python, filepath.Join(seed, "publisher.py"))
+	pubOut, err := pub.CombinedOutput()
+	require.NoError(t, err, "publisher.py: %s", pubOut)
+	// news:* does not match "news": give the pattern subscriber a news: channel.
+	assert.Equal(t, int64(1), ctl.Do("PUBLISH", "news:서울", "패턴 구독 확인").Int)
+
+	var want []string
+	for i := 1; i <= 5; i++ {
+		want = append(want, "[RECEIVE] (news) <- 안녕하세요, Redis Pub/Sub 테스트입니다! ("+string(rune('0'+i))+")")
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for !strings.Contains(subOut.String(), want[4]) || !strings.Contains(psubOut.String(), "패턴 구독 확인") {
+		require.True(t, time.Now().Before(deadline), "output so far:\n%s\n%s", subOut, psubOut)
+		time.Sleep(20 * time.Millisecond)
+	}
+	var got []string
+	for _, line := range strings.Split(subOut.String(), "\n") {
+		if strings.HasPrefix(line, "[RECEIVE]") {
+			got = append(got, line)
+		}
+	}
+	assert.Equal(t, want, got, "subscriber.py prints the five messages in order")
+	assert.Contains(t, psubOut.String(), "[RECEIVE] (news:서울) <- 패턴 구독 확인")
+	assert.Contains(t, string(pubOut), "발행 완료. Publisher 종료.")
+}
+
+func reachable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}

@@ -1,0 +1,471 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/gopherpubsub/pubsub"
+	"github.com/gopherpubsub/pubsub/internal/redistest"
+	"github.com/gopherpubsub/pubsub/internal/resp"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// start serves srv on a free loopback port until the test ends.
+func start(t testing.TB, srv *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v; want ErrServerClosed", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// step is one command of a differential script.
+type step struct {
+	conn string
+	args []string
+	raw  string // sent as is instead of args
+	// replies, when not 0, is how many values to read with no barrier
+	// (inside MULTI a barrier PING would be queued).
+	replies int
+	// normalize rewrites what differs between any two servers.
+	normalize func([]resp.Value) []resp.Value
+	// ours marks a reply that differs from Redis by design: it is checked
+	// with this function instead of compared.
+	ours func(t *testing.T, got []resp.Value)
+	// sets marks replies Redis orders by its hash: compared as a multiset.
+	sets bool
+	// unordered marks pushes Redis sends in hash order (the pmessages of
+	// several matching patterns): the list is compared as a multiset.
+	unordered bool
+	closes bool // the server closes the connection after this step
+}
+
+func cmd(conn string, args ...string) step { return step{conn: conn, args: args} }
+
+const barrier = "barrier-7f3a"
+
+// session runs a script on one server and returns, per step, what each
+// connection received.
+type session struct {
+	t     *testing.T
+	addr  string
+	conns map[string]*redistest.Conn
+	order []string
+}
+
+func (s *session) conn(name string) *redistest.Conn {
+	c, ok := s.conns[name]
+	if !ok {
+		c = redistest.Dial(s.t, s.addr)
+		s.conns[name] = c
+		s.order = append(s.order, name)
+	}
+	return c
+}
+
+func isBarrier(v resp.Value) bool {
+	if v.Type == '$' && v.Str == barrier {
+		return true
+	}
+	return (v.Type == '*' || v.Type == '>') && len(v.Elems) == 2 && v.Elems[0].Str == "pong" && v.Elems[1].Str == barrier
+}
+
+// run performs st and returns the values each connection received.
+func (s *session) run(st step) map[string][]resp.Value {
+	c := s.conn(st.conn)
+	if st.raw != "" {
+		c.SendRaw([]byte(st.raw))
+	} else {
+		c.Send(st.args...)
+	}
+	got := map[string][]resp.Value{}
+	if st.replies > 0 {
+		for range st.replies {
+			got[st.conn] = append(got[st.conn], c.Read())
+		}
+		return got
+	}
+	if st.closes {
+		got[st.conn] = append(got[st.conn], c.Read())
+		c.Close()
+		delete(s.conns, st.conn)
+		s.order = slices.DeleteFunc(s.order, func(n string) bool { return n == st.conn })
+	}
+	// The stepping connection first: its barrier reply proves its command
+	// ran, and with it any publish, whose pushes the others then hold.
+	order := slices.Clone(s.order)
+	if i := slices.Index(order, st.conn); i > 0 {
+		order = append([]string{st.conn}, slices.Delete(order, i, i+1)...)
+	}
+	for _, name := range order {
+		c := s.conns[name]
+		c.Send("PING", barrier)
+		for {
+			v := c.Read()
+			if isBarrier(v) {
+				break
+			}
+			got[name] = append(got[name], v)
+		}
+	}
+	return got
+}
+
+func normalizeHello(vs []resp.Value) []resp.Value {
+	for i := range vs {
+		for j := 0; j+1 < len(vs[i].Elems); j += 2 {
+			if vs[i].Elems[j].Str == "id" {
+				vs[i].Elems[j+1].Int = 0
+			}
+		}
+	}
+	return vs
+}
+
+func normalizeInt(vs []resp.Value) []resp.Value {
+	for i := range vs {
+		vs[i].Int = 0
+	}
+	return vs
+}
+
+func isError(t *testing.T, got []resp.Value) {
+	require.Len(t, got, 1)
+	assert.Equal(t, byte('-'), got[0].Type, "want an error, got %v", got[0])
+}
+
+var scripts = map[string][]step{
+	"subscribed mode in RESP2": {
+		cmd("a", "SUBSCRIBE", "news", "sport"),
+		cmd("a", "PING"),
+		cmd("a", "PING", "hi"),
+		cmd("a", "GET", "k"),
+		cmd("a", "CONFIG", "GET", "x"),
+		cmd("a", "PUBLISH", "news", "x"),
+		cmd("a", "FOO"),
+		cmd("a", "SUBSCRIBE"),
+		cmd("b", "PUBLISH", "news", "hello"),
+		cmd("b", "PUBLISH", "weather", "nobody"),
+		cmd("a", "PSUBSCRIBE", "n*", "*s"),
+		{conn: "b", args: []string{"PUBLISH", "news", "three"}, unordered: true},
+		cmd("a", "UNSUBSCRIBE", "news", "never"),
+		cmd("a", "PUNSUBSCRIBE", "n*"),
+		cmd("b", "PUBLISH", "news", "one pmessage"),
+		cmd("a", "PUNSUBSCRIBE"),
+		cmd("a", "UNSUBSCRIBE"),
+		cmd("a", "UNSUBSCRIBE"),
+		cmd("a", "PING"),
+		cmd("a", "PUNSUBSCRIBE"),
+	},
+	"introspection": {
+		cmd("a", "SUBSCRIBE", "news"),
+		cmd("b", "SUBSCRIBE", "news", "news:서울"),
+		cmd("c", "PSUBSCRIBE", "news:*", "x"),
+		cmd("d", "PSUBSCRIBE", "news:*"),
+		cmd("e", "SSUBSCRIBE", "orders:{1}"),
+		{conn: "p", args: []string{"PUBSUB", "CHANNELS"}, sets: true},
+		{conn: "p", args: []string{"PUBSUB", "CHANNELS", "news:*"}},
+		{conn: "p", args: []string{"PUBSUB", "CHANNELS", "*"}, sets: true},
+		cmd("p", "PUBSUB", "NUMSUB", "news", "news:서울", "none", "news"),
+		cmd("p", "PUBSUB", "NUMSUB"),
+		cmd("p", "PUBSUB", "NUMPAT"),
+		cmd("p", "PUBSUB", "SHARDCHANNELS"),
+		cmd("p", "PUBSUB", "SHARDNUMSUB", "orders:{1}", "news"),
+		cmd("p", "PUBSUB", "channels", "a", "b"),
+		cmd("p", "PUBSUB", "NUMPAT", "x"),
+		cmd("p", "PUBSUB", "FOO"),
+		cmd("p", "PUBSUB"),
+		cmd("p", "PUBLISH", "news:서울", "안녕하세요"),
+		cmd("p", "SPUBLISH", "orders:{1}", "shard"),
+		cmd("p", "SPUBLISH", "news", "no shard subscriber"),
+		cmd("e", "SUNSUBSCRIBE"),
+		cmd("e", "SUNSUBSCRIBE"),
+	},
+	"RESP3": {
+		{conn: "a", args: []string{"HELLO", "3"}, normalize: normalizeHello},
+		cmd("a", "SUBSCRIBE", "news"),
+		cmd("a", "PING"),
+		cmd("a", "PUBLISH", "news", "to myself"),
+		cmd("a", "ECHO", "any command is allowed"),
+		cmd("b", "PUBLISH", "news", "from b"),
+		cmd("a", "PSUBSCRIBE", "n*"),
+		cmd("a", "UNSUBSCRIBE"),
+		cmd("a", "UNSUBSCRIBE"),
+		cmd("a", "PUNSUBSCRIBE", "n*"),
+		cmd("a", "CLIENT", "GETNAME"),
+		cmd("a", "RESET"),
+		cmd("a", "PING"),
+		{conn: "a", args: []string{"HELLO", "2", "SETNAME", "x"}, normalize: normalizeHello},
+		cmd("a", "CLIENT", "GETNAME"),
+		cmd("a", "HELLO", "4"),
+		cmd("a", "HELLO", "x"),
+		cmd("a", "HELLO", "3", "FOO"),
+	},
+	"connection commands": {
+		cmd("a", "PING"),
+		cmd("a", "PING", "a", "b"),
+		cmd("a", "ECHO", "hi"),
+		cmd("a", "ECHO"),
+		cmd("a", "SELECT", "1"),
+		cmd("a", "SELECT", "16"),
+		cmd("a", "SELECT", "x"),
+		cmd("a", "CLIENT", "SETNAME", "worker-1"),
+		cmd("a", "CLIENT", "GETNAME"),
+		cmd("a", "CLIENT", "SETNAME", "a b"),
+		{conn: "a", args: []string{"CLIENT", "ID"}, normalize: normalizeInt},
+		cmd("a", "CLIENT", "FOO"),
+		cmd("a", "AUTH", "x"),
+		cmd("a", "AUTH", "default", "anything"),
+		cmd("a", "AUTH", "someone", "x"),
+		cmd("a", "DBSIZE"),
+		cmd("a", "FLUSHALL"),
+		cmd("a", "FLUSHDB"),
+		{conn: "a", args: []string{"GET", "k"}, ours: isError},
+		{conn: "a", args: []string{"CLIENT", "KILL", "ID", "1"}, ours: isError},
+		cmd("a", "FOO", "bar", "baz"),
+		cmd("a", "FOO\r\nBAR"),
+		cmd("a", "RESET"),
+		{conn: "a", args: []string{"QUIT"}, closes: true},
+	},
+	"transactions": {
+		{conn: "a", args: []string{"MULTI"}, replies: 1},
+		{conn: "a", args: []string{"PUBLISH", "news", "x"}, replies: 1},
+		{conn: "a", args: []string{"PING"}, replies: 1},
+		{conn: "a", args: []string{"EXEC"}, replies: 1},
+		cmd("a", "EXEC"),
+		cmd("a", "DISCARD"),
+		{conn: "a", args: []string{"MULTI"}, replies: 1},
+		{conn: "a", args: []string{"MULTI"}, replies: 1},
+		{conn: "a", args: []string{"FOO"}, replies: 1},
+		{conn: "a", args: []string{"PUBLISH", "news"}, replies: 1},
+		{conn: "a", args: []string{"EXEC"}, replies: 1},
+		{conn: "a", args: []string{"MULTI"}, replies: 1},
+		{conn: "a", args: []string{"PUBLISH", "news", "x"}, replies: 1},
+		{conn: "a", args: []string{"DISCARD"}, replies: 1},
+		cmd("b", "SUBSCRIBE", "news"),
+		{conn: "a", args: []string{"MULTI"}, replies: 1},
+		{conn: "a", args: []string{"PUBLISH", "news", "1"}, replies: 1},
+		{conn: "a", args: []string{"PUBLISH", "news", "2"}, replies: 1},
+		cmd("a", "EXEC"),
+	},
+	"inline commands and protocol errors": {
+		{conn: "a", raw: "PING\r\n"},
+		{conn: "a", raw: "ECHO \"a b\\x41\"\r\n"},
+		{conn: "a", raw: "\r\n"},
+		{conn: "a", raw: "SUBSCRIBE 'x y'\r\n"},
+		{conn: "b", raw: "*1\r\n$-1\r\n", closes: true},
+		{conn: "c", raw: "*abc\r\n", closes: true},
+		{conn: "d", raw: "*1\r\n+PING\r\n", closes: true},
+		{conn: "e", raw: "\"unbalanced\r\n", closes: true},
+		{conn: "f", raw: "*0\r\n*-5\r\nPING\r\n"},
+	},
+}
+
+// TestRepliesMatchRedis sends the same scripts to a real redis-server and
+// to our server and compares every reply and push, byte for byte (values
+// are compared with their RESP type, which is what the bytes encode).
+func TestRepliesMatchRedis(t *testing.T) {
+	redisAddr := redistest.Start(t)
+	ours := start(t, &Server{})
+	compared := 0
+	for name, script := range scripts {
+		t.Run(name, func(t *testing.T) {
+			red := &session{t: t, addr: redisAddr, conns: map[string]*redistest.Conn{}}
+			our := &session{t: t, addr: ours, conns: map[string]*redistest.Conn{}}
+			for i, st := range script {
+				want, got := red.run(st), our.run(st)
+				what := fmt.Sprintf("step %d %q%q", i, st.args, st.raw)
+				if st.ours != nil {
+					st.ours(t, got[st.conn])
+					delete(want, st.conn)
+					delete(got, st.conn)
+				}
+				for conn := range want {
+					w, g := want[conn], got[conn]
+					if st.normalize != nil && conn == st.conn {
+						w, g = st.normalize(w), st.normalize(g)
+					}
+					if st.sets {
+						sortValues(w)
+						sortValues(g)
+					}
+					rw, rg := render(w), render(g)
+					if st.unordered {
+						slices.Sort(rw)
+						slices.Sort(rg)
+					}
+					require.Equal(t, rw, rg, "%s: what connection %s received", what, conn)
+					compared++
+				}
+				require.Len(t, got, len(want), "%s: connections that received something", what)
+			}
+		})
+	}
+	t.Logf("compared %d replies and pushes with redis-server", compared)
+}
+
+func render(vs []resp.Value) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = fmt.Sprintf("%c%v", v.Type, v)
+	}
+	return out
+}
+
+func sortValues(vs []resp.Value) {
+	for i := range vs {
+		slices.SortFunc(vs[i].Elems, func(a, b resp.Value) int { return strings.Compare(a.Str, b.Str) })
+	}
+}
+
+// TestSharedBroker shows Go code and Redis clients sharing one Broker.
+func TestSharedBroker(t *testing.T) {
+	ctx := context.Background()
+	b := pubsub.New()
+	t.Cleanup(func() { _ = b.Close() })
+	addr := start(t, &Server{Broker: b})
+
+	goSub, err := b.Subscribe(ctx, "orders")
+	require.NoError(t, err)
+	client := redistest.Dial(t, addr)
+	client.Send("SUBSCRIBE", "orders")
+	require.Equal(t, int64(1), client.Read().Elems[2].Int)
+
+	n, err := b.Publish(ctx, "orders", "from Go")
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	assert.Equal(t, "from Go", client.Read().Elems[2].Str)
+
+	pub := redistest.Dial(t, addr)
+	assert.Equal(t, int64(2), pub.Do("PUBLISH", "orders", "from Redis").Int)
+	m, err := goSub.ReceiveMessage(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "from Go", m.Payload)
+	m, err = goSub.ReceiveMessage(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "from Redis", m.Payload)
+}
+
+func TestPasswordAllowsOnlyAuthBeforehand(t *testing.T) {
+	addr := start(t, &Server{Password: "s3cret"})
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, "NOAUTH Authentication required.", c.Do("PUBLISH", "a", "b").Str)
+	assert.Equal(t, "NOAUTH Authentication required.", c.Do("SUBSCRIBE", "a").Str)
+	assert.Equal(t, "WRONGPASS invalid username-password pair or user is disabled.", c.Do("AUTH", "nope").Str)
+	assert.Equal(t, "OK", c.Do("AUTH", "s3cret").Str)
+	assert.Equal(t, int64(0), c.Do("PUBLISH", "a", "b").Int)
+
+	h := redistest.Dial(t, addr)
+	assert.Equal(t, byte('%'), h.Do("HELLO", "3", "AUTH", "default", "s3cret").Type)
+	assert.Equal(t, "PONG", h.Do("PING").Str)
+}
+
+func TestMaxClients(t *testing.T) {
+	addr := start(t, &Server{MaxClients: 1})
+	first := redistest.Dial(t, addr)
+	assert.Equal(t, "PONG", first.Do("PING").Str)
+	second := redistest.Dial(t, addr)
+	assert.Equal(t, "ERR max number of clients reached", second.Read().Str)
+}
+
+// TestSlowSubscriberIsDisconnectedOthersLoseNothing: one subscriber never
+// reads; past the output limit it is disconnected, as Redis does, while a
+// reading subscriber gets every message.
+func TestSlowSubscriberIsDisconnectedOthersLoseNothing(t *testing.T) {
+	srv := &Server{OutputHardLimit: 1 << 20, OutputSoftLimit: -1}
+	addr := start(t, srv)
+
+	slow, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { slow.Close() })
+	require.NoError(t, slow.(*net.TCPConn).SetReadBuffer(4096))
+	_, err = slow.Write(resp.AppendCommand(nil, "SUBSCRIBE", "firehose"))
+	require.NoError(t, err)
+
+	good, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	_, err = good.Write(resp.AppendCommand(nil, "SUBSCRIBE", "firehose"))
+	require.NoError(t, err)
+	var received atomic.Int64
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		r := resp.NewReader(good)
+		for {
+			v, err := r.ReadValue()
+			if err != nil {
+				return // the connection closed at the end of the test
+			}
+			if len(v.Elems) == 3 && v.Elems[0].Str == "message" {
+				received.Add(1)
+			}
+		}
+	}()
+	t.Cleanup(func() { good.Close(); <-readerDone })
+	waitNumSub(t, addr, "firehose", 2)
+
+	// Publish in batches of 500 KiB until the slow client is gone (how
+	// much the kernel's socket buffers absorb first varies). After each
+	// batch the reading subscriber catches up, so it never lags by more
+	// than a batch, half the limit, even under the race detector.
+	pub := redistest.Dial(t, addr)
+	payload := strings.Repeat("x", 1024)
+	total := 0
+	for range 200 {
+		for range 500 {
+			pub.Send("PUBLISH", "firehose", payload)
+		}
+		for range 500 {
+			pub.Read()
+		}
+		total += 500
+		deadline := time.Now().Add(30 * time.Second)
+		for received.Load() < int64(total) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		require.Equal(t, int64(total), received.Load(), "the reading subscriber lost messages")
+		if pub.Do("PUBSUB", "NUMSUB", "firehose").Elems[1].Int == 1 {
+			break
+		}
+	}
+	require.Equal(t, int64(1), pub.Do("PUBSUB", "NUMSUB", "firehose").Elems[1].Int, "the slow subscriber was never disconnected")
+	t.Logf("the slow subscriber was disconnected after %d messages of 1 KiB; the other received all", total)
+}
+
+func waitNumSub(t *testing.T, addr, channel string, want int64) {
+	t.Helper()
+	c := redistest.Dial(t, addr)
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := c.Do("PUBSUB", "NUMSUB", channel)
+		if v.Elems[1].Int == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PUBSUB NUMSUB %s = %d; want %d", channel, v.Elems[1].Int, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
