@@ -134,7 +134,7 @@ func (c *conn) flushReply(w *resp.Writer) {
 	}
 	if len(w.Buf) > 0 {
 		c.mu.Lock()
-		c.queueLocked(w.Buf)
+		c.appendLocked(w.Buf) // the reader flushes once the pipeline is consumed
 		c.mu.Unlock()
 	}
 }
@@ -176,8 +176,11 @@ func (c *conn) failMulti() {
 // lookup finds the command for args, or returns Redis's error for an
 // unknown command, an unknown subcommand or a wrong number of arguments.
 func (t *commandTable) lookup(args []string) (*command, string) {
-	name := lower(args[0])
-	cmd := t.cmds[name]
+	cmd := findFold(t.cmds, args[0])
+	name := ""
+	if cmd == nil {
+		name = lower(args[0])
+	}
 	if cmd == nil {
 		if isContainer, known := t.redisKnow[name]; known {
 			if isContainer && len(args) > 1 {
@@ -195,7 +198,7 @@ func (t *commandTable) lookup(args []string) (*command, string) {
 		return nil, sanitize(fmt.Sprintf("ERR unknown command '%.128s', with args beginning with: %s", args[0], b.String()))
 	}
 	if cmd.subs != nil && len(args) >= 2 {
-		sub := cmd.subs[lower(args[1])]
+		sub := findFold(cmd.subs, args[1])
 		if sub == nil {
 			return nil, sanitize(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try %s HELP.", args[1], strings.ToUpper(args[0])))
 		}
@@ -213,6 +216,23 @@ func (t *commandTable) lookup(args []string) (*command, string) {
 func cmdUnsupported(c *conn, w *resp.Writer, args []string) bool {
 	w.Error(fmt.Sprintf("ERR unsupported command '%s': this server speaks Redis Pub/Sub only", sanitize(lower(args[0]))))
 	return false
+}
+
+// findFold looks name up case-insensitively. Names up to 32 bytes are
+// lowered on the stack: a map index with string(bytes) does not allocate.
+func findFold(m map[string]*command, name string) *command {
+	if len(name) > 32 {
+		return m[lower(name)]
+	}
+	var buf [32]byte
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return m[string(buf[:len(name)])]
 }
 
 // sanitize replaces line breaks, which an error reply cannot carry, with

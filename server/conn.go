@@ -47,6 +47,12 @@ type conn struct {
 
 	wake chan struct{} // cap 1: out has data, or closing changed
 	done chan struct{} // closed by kill
+
+	// writeMu is held by whoever writes to nc: the writer goroutine, or
+	// the reader flushing its own replies. The holder swaps out and spare,
+	// so output leaves in the order it was queued.
+	writeMu sync.Mutex
+	spare   []byte
 }
 
 type replyMode uint8
@@ -87,17 +93,29 @@ func (c *conn) subscribedLocked() bool {
 	return len(c.channels)+len(c.patterns)+len(c.shard) > 0
 }
 
-// queueLocked appends b to the output and enforces the output limits.
-// c.mu must be held.
+// queueLocked appends b to the output, enforces the output limits and
+// wakes the writer. c.mu must be held.
 func (c *conn) queueLocked(b []byte) {
+	if c.appendLocked(b) {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// appendLocked appends b to the output and enforces the output limits,
+// without waking the writer; it reports whether b was queued.
+// c.mu must be held.
+func (c *conn) appendLocked(b []byte) bool {
 	if c.closing {
-		return
+		return false
 	}
 	c.out = append(c.out, b...)
 	pending := int64(len(c.out))
 	if hard := limit(c.srv.OutputHardLimit, DefaultOutputHardLimit); hard > 0 && pending > hard {
 		c.dropLocked("output buffer over the hard limit")
-		return
+		return false
 	}
 	if soft := limit(c.srv.OutputSoftLimit, DefaultOutputSoftLimit); soft > 0 && pending > soft {
 		period := c.srv.OutputSoftPeriod
@@ -109,15 +127,46 @@ func (c *conn) queueLocked(b []byte) {
 			c.softSince = time.Now()
 		case time.Since(c.softSince) > period:
 			c.dropLocked("output buffer over the soft limit for too long")
-			return
+			return false
 		}
 	} else {
 		c.softSince = time.Time{}
 	}
+	return true
+}
+
+// flushNow writes the queued output from the calling goroutine if no one
+// else is writing; otherwise the writer goroutine will. The reader calls
+// it once a pipeline is consumed, as Redis answers from its event loop,
+// saving a goroutine hand-off per reply.
+func (c *conn) flushNow() {
+	if !c.writeMu.TryLock() {
+		c.wakeWriter()
+		return
+	}
+	defer c.writeMu.Unlock()
+	if err := c.writeQueuedLocked(); err != nil {
+		c.kill()
+	}
+}
+
+func (c *conn) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// writeQueuedLocked writes what is queued. c.writeMu must be held.
+func (c *conn) writeQueuedLocked() error {
+	c.mu.Lock()
+	c.spare, c.out = c.out, c.spare[:0]
+	c.mu.Unlock()
+	if len(c.spare) == 0 {
+		return nil
+	}
+	_, err := c.nc.Write(c.spare)
+	return err
 }
 
 // dropLocked disconnects a client whose output is over a limit, as Redis
@@ -191,7 +240,6 @@ func (c *conn) deliver(m pubsub.Message) {
 }
 
 func (c *conn) writeLoop() {
-	var buf []byte
 	for {
 		select {
 		case <-c.wake:
@@ -199,14 +247,14 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.mu.Lock()
-		buf, c.out = c.out, buf[:0]
 		closing := c.closing
 		c.mu.Unlock()
-		if len(buf) > 0 {
-			if _, err := c.nc.Write(buf); err != nil {
-				c.kill()
-				return
-			}
+		c.writeMu.Lock()
+		err := c.writeQueuedLocked()
+		c.writeMu.Unlock()
+		if err != nil {
+			c.kill()
+			return
 		}
 		if closing {
 			c.mu.Lock()
@@ -258,6 +306,9 @@ func (c *conn) readLoop() {
 		if quit := c.run(args); quit {
 			c.closeAfterFlush()
 			return
+		}
+		if c.rd.Buffered() == 0 {
+			c.flushNow()
 		}
 	}
 }
