@@ -58,7 +58,7 @@ type step struct {
 	// unordered marks pushes Redis sends in hash order (the pmessages of
 	// several matching patterns): the list is compared as a multiset.
 	unordered bool
-	closes bool // the server closes the connection after this step
+	closes    bool // the server closes the connection after this step
 }
 
 func cmd(conn string, args ...string) step { return step{conn: conn, args: args} }
