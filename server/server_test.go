@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -468,4 +469,73 @@ func waitNumSub(t *testing.T, addr, channel string, want int64) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestThousandSubscribersReceiveEveryMessage: 1,000 subscriber connections
+// on loopback each receive every message of a pipelined burst, in order.
+func TestThousandSubscribersReceiveEveryMessage(t *testing.T) {
+	const clients, burst = 1000, 200
+	addr := start(t, &Server{})
+	results := make(chan error, clients)
+	ready := make(chan struct{}, clients)
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range clients {
+		nc, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		conns = append(conns, nc)
+		_, err = nc.Write(resp.AppendCommand(nil, "SUBSCRIBE", "burst"))
+		require.NoError(t, err)
+		go func() {
+			r := resp.NewReader(nc)
+			if _, err := r.ReadValue(); err != nil { // the confirmation
+				results <- err
+				return
+			}
+			ready <- struct{}{}
+			for i := range burst {
+				v, err := r.ReadValue()
+				if err != nil {
+					results <- fmt.Errorf("after %d messages: %w", i, err)
+					return
+				}
+				if want := strconv.Itoa(i); len(v.Elems) != 3 || v.Elems[2].Str != want {
+					results <- fmt.Errorf("message %d = %v; want payload %s", i, v, want)
+					return
+				}
+			}
+			results <- nil
+		}()
+	}
+	for range clients {
+		select {
+		case <-ready:
+		case err := <-results:
+			t.Fatal(err)
+		}
+	}
+	pub := redistest.Dial(t, addr)
+	var batch []byte
+	for i := range burst {
+		batch = resp.AppendCommand(batch, "PUBLISH", "burst", strconv.Itoa(i))
+	}
+	pub.SendRaw(batch)
+	for range burst {
+		require.Equal(t, int64(clients), pub.Read().Int, "receivers of each PUBLISH")
+	}
+	start := time.Now()
+	for range clients {
+		select {
+		case err := <-results:
+			require.NoError(t, err)
+		case <-time.After(60 * time.Second):
+			t.Fatal("subscribers did not receive the burst within a minute")
+		}
+	}
+	t.Logf("%d connections received all %d messages (%d deliveries) %v after the last PUBLISH reply",
+		clients, burst, clients*burst, time.Since(start).Round(time.Millisecond))
 }

@@ -62,3 +62,10 @@ func (c *Conn) Do(args ...string) resp.Value {
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.nc.Close() }
+
+// ReadErr reads one value and returns the error instead of failing the
+// test, for tests that expect the connection to end.
+func (c *Conn) ReadErr() (resp.Value, error) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return c.r.ReadValue()
+}

@@ -1,0 +1,129 @@
+// Package servertest runs a Redis Pub/Sub server for other projects'
+// tests: code under test connects to it with its usual Redis client.
+//
+//	func TestNotifier(t *testing.T) {
+//		srv := servertest.Run(t)
+//		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+//		...
+//		srv.WaitSubscribers(ctx, "orders", 1) // the code under test is listening
+//	}
+package servertest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopherpubsub/pubsub"
+	"github.com/gopherpubsub/pubsub/server"
+)
+
+// Server is a running server. Its methods are safe for concurrent use.
+type Server struct {
+	t    testing.TB
+	addr string
+
+	mu sync.Mutex
+	// guards the fields below
+	srv    *server.Server
+	broker *pubsub.Broker
+	served chan error
+}
+
+// Run starts a server on a free loopback port and stops it when the test
+// ends.
+func Run(t testing.TB) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("servertest: listen: %v", err)
+	}
+	s := &Server{t: t, addr: ln.Addr().String()}
+	s.serve(ln)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *Server) serve(ln net.Listener) {
+	b := pubsub.New()
+	srv := &server.Server{Broker: b}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	s.mu.Lock()
+	s.srv, s.broker, s.served = srv, b, served
+	s.mu.Unlock()
+}
+
+func (s *Server) stop() {
+	s.mu.Lock()
+	srv, b, served := s.srv, s.broker, s.served
+	s.mu.Unlock()
+	_ = srv.Close()
+	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+		s.t.Errorf("servertest: Serve: %v", err)
+	}
+	_ = b.Close()
+}
+
+// Addr returns the server's "host:port".
+func (s *Server) Addr() string { return s.addr }
+
+// Broker returns the engine behind the server, for Go code that publishes
+// or subscribes in process. It changes with Restart.
+func (s *Server) Broker() *pubsub.Broker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broker
+}
+
+// WaitSubscribers waits until channel has at least n subscribers (PUBSUB
+// NUMSUB), so that a test publishes only once the code under test
+// listens. It returns ctx.Err() if ctx ends first.
+func (s *Server) WaitSubscribers(ctx context.Context, channel string, n int) error {
+	for {
+		counts, err := s.Broker().NumSub(ctx, channel)
+		if err != nil {
+			return err
+		}
+		if counts[channel] >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// DropClients disconnects every client, as a network failure would; the
+// server keeps serving, and a client that reconnects must subscribe again.
+func (s *Server) DropClients() {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	srv.DropClients()
+}
+
+// Restart stops the server, as a Redis restart would (every client is
+// disconnected and every subscription forgotten), and starts a fresh one
+// on the same address.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.stop()
+	var ln net.Listener
+	var err error
+	for range 100 { // the old listener's port can take a moment to free
+		if ln, err = net.Listen("tcp", s.addr); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatalf("servertest: restart on %s: %v", s.addr, err)
+	}
+	s.serve(ln)
+}
