@@ -111,7 +111,8 @@ func newCommandTable() *commandTable {
 // run executes one command and queues its reply. It reports whether the
 // connection should close once the reply is written.
 func (c *conn) run(args []string) (quit bool) {
-	w := &resp.Writer{Proto: c.protoNow()}
+	w := &c.reply // reused: a reply is copied into the output queue
+	w.Buf, w.Proto = w.Buf[:0], c.protoNow()
 	quit = c.dispatch(w, args)
 	c.flushReply(w)
 	return quit
@@ -160,7 +161,7 @@ func (c *conn) dispatch(w *resp.Writer, args []string) (quit bool) {
 		w.Error(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name))
 		return false
 	case c.multi != nil && !cmd.noQueue:
-		c.multi.queued = append(c.multi.queued, args)
+		c.multi.queued = append(c.multi.queued, slices.Clone(args))
 		w.Simple("QUEUED")
 		return false
 	}

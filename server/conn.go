@@ -27,6 +27,7 @@ type conn struct {
 	// Used only by the reader goroutine.
 	multi     *multiState
 	replyMode replyMode
+	reply     resp.Writer // the reply being built
 
 	mu sync.Mutex
 	// guards the fields below

@@ -39,6 +39,8 @@ type RequestReader struct {
 	Authenticated bool
 	// MaxBulkLen is proto-max-bulk-len; 0 means 512 MB.
 	MaxBulkLen int64
+
+	args []string // reused by ReadCommand
 }
 
 // NewRequestReader returns a RequestReader reading from r.
@@ -51,8 +53,9 @@ func NewRequestReader(r io.Reader) *RequestReader {
 func (r *RequestReader) Buffered() int { return r.br.Buffered() }
 
 // ReadCommand returns the next command's arguments. An empty command (an
-// empty inline line or "*0") returns a nil slice and no error, as Redis
-// ignores it. A malformed request returns a *ProtocolError.
+// empty inline line or "*0") returns an empty slice and no error, as Redis
+// ignores it. A malformed request returns a *ProtocolError. The slice is
+// reused by the next call (the strings are not): clone it to keep it.
 func (r *RequestReader) ReadCommand() ([]string, error) {
 	first, err := r.br.Peek(1)
 	if err != nil {
@@ -147,7 +150,7 @@ func (r *RequestReader) readMultibulk() ([]string, error) {
 	if maxBulk == 0 {
 		maxBulk = MaxBulkLen
 	}
-	args := make([]string, 0, min(n, 1024))
+	args := r.args[:0]
 	for range n {
 		b, err := r.br.Peek(1)
 		if err != nil {
@@ -167,12 +170,19 @@ func (r *RequestReader) readMultibulk() ([]string, error) {
 		if !r.Authenticated && size > MaxUnauthBulk {
 			return nil, protoErr("unauthenticated bulk length")
 		}
-		buf := make([]byte, size+2) // the data, then 2 bytes Redis skips unchecked
+		// The data, then 2 bytes Redis skips unchecked.
+		if peeked, err := r.br.Peek(int(size) + 2); err == nil {
+			args = append(args, string(peeked[:size]))
+			_, _ = r.br.Discard(int(size) + 2)
+			continue
+		}
+		buf := make([]byte, size+2) // larger than the read buffer
 		if _, err := io.ReadFull(r.br, buf); err != nil {
 			return nil, unexpectedEOF(err)
 		}
 		args = append(args, string(buf[:size]))
 	}
+	r.args = args
 	return args, nil
 }
 
