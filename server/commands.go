@@ -82,6 +82,7 @@ func newCommandTable() *commandTable {
 			&command{name: "client|info", arity: 2, run: cmdClientInfo},
 			&command{name: "client|list", arity: -2, run: cmdClientList},
 			&command{name: "client|reply", arity: 3, run: cmdClientReply},
+			&command{name: "client|kill", arity: -3, run: cmdClientKill},
 			&command{name: "client|no-evict", arity: 3, run: cmdOKOnOff},
 		),
 		container("command",
@@ -722,6 +723,94 @@ func cmdClientSetinfo(c *conn, w *resp.Writer, args []string) bool {
 	return false
 }
 
+// cmdClientKill disconnects clients: "CLIENT KILL addr:port", or filters
+// (ID, TYPE, ADDR, LADDR, USER, SKIPME) answered with how many were
+// killed. A client that kills itself gets its reply first, as in Redis.
+func cmdClientKill(c *conn, w *resp.Writer, args []string) bool {
+	others := c.srv.connections()
+	if len(args) == 3 {
+		for _, o := range others {
+			if o.nc.RemoteAddr().String() == args[2] {
+				w.Simple("OK")
+				if o == c {
+					return true
+				}
+				o.kill()
+				return false
+			}
+		}
+		w.Error("ERR No such client")
+		return false
+	}
+	var match []func(o *conn) bool
+	skipMe := true
+	for i := 2; i < len(args); i += 2 {
+		if i+1 == len(args) {
+			w.Error("ERR syntax error")
+			return false
+		}
+		value := args[i+1]
+		switch lower(args[i]) {
+		case "id":
+			id, ok := resp.ParseInt(value)
+			if !ok || id < 1 {
+				w.Error("ERR client-id should be greater than 0")
+				return false
+			}
+			match = append(match, func(o *conn) bool { return o.id == id })
+		case "type":
+			switch t := lower(value); t {
+			case "normal", "pubsub":
+				match = append(match, func(o *conn) bool {
+					o.mu.Lock()
+					defer o.mu.Unlock()
+					return o.subscribedLocked() == (t == "pubsub")
+				})
+			case "master", "slave", "replica":
+				match = append(match, func(*conn) bool { return false })
+			default:
+				w.Error(fmt.Sprintf("ERR Unknown client type '%s'", value))
+				return false
+			}
+		case "addr":
+			match = append(match, func(o *conn) bool { return o.nc.RemoteAddr().String() == value })
+		case "laddr":
+			match = append(match, func(o *conn) bool { return o.nc.LocalAddr().String() == value })
+		case "user":
+			match = append(match, func(*conn) bool { return value == "default" })
+		case "skipme":
+			switch lower(value) {
+			case "yes":
+				skipMe = true
+			case "no":
+				skipMe = false
+			default:
+				w.Error("ERR syntax error")
+				return false
+			}
+		default:
+			w.Error("ERR syntax error")
+			return false
+		}
+	}
+	killed, self := 0, false
+	for _, o := range others {
+		if o == c && skipMe {
+			continue
+		}
+		if !slices.ContainsFunc(match, func(m func(*conn) bool) bool { return !m(o) }) {
+			killed++
+			if o == c {
+				self = true
+			} else {
+				o.kill()
+			}
+		}
+	}
+	w.Int(int64(killed))
+	return self
+}
+
 func cmdClientReply(c *conn, w *resp.Writer, args []string) bool {
 	switch lower(args[2]) {
 	case "on":
@@ -761,15 +850,8 @@ func cmdClientInfo(c *conn, w *resp.Writer, _ []string) bool {
 }
 
 func cmdClientList(c *conn, w *resp.Writer, _ []string) bool {
-	c.srv.mu.Lock()
-	conns := make([]*conn, 0, len(c.srv.conns))
-	for other := range c.srv.conns {
-		conns = append(conns, other)
-	}
-	c.srv.mu.Unlock()
-	slices.SortFunc(conns, func(a, b *conn) int { return int(a.id - b.id) })
 	var b strings.Builder
-	for _, other := range conns {
+	for _, other := range c.srv.connections() {
 		b.WriteString(other.infoLine())
 		b.WriteByte('\n')
 	}

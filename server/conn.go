@@ -85,6 +85,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		done:     make(chan struct{}),
 	}
 	c.rd.Authenticated = c.authed
+	c.rd.MaxQueryBuffer = max(limit(s.MaxQueryBuffer, DefaultMaxQueryBuffer), 0)
 	return c
 }
 
@@ -294,7 +295,9 @@ func (c *conn) readLoop() {
 				c.closeAfterFlush()
 				return
 			}
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, resp.ErrQueryBufferLimit) {
+				c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", "command over the query buffer limit")
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.srv.logger().Debug("pubsub server: read", "id", c.id, "err", err)
 			}
 			c.kill()

@@ -9,10 +9,12 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,7 @@ const (
 	DefaultOutputHardLimit  = 32 << 20
 	DefaultOutputSoftLimit  = 8 << 20
 	DefaultOutputSoftPeriod = 60 * time.Second
+	DefaultMaxQueryBuffer   = 1 << 30
 )
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.
@@ -55,6 +58,10 @@ type Server struct {
 	// means no soft limit.
 	OutputSoftLimit  int64
 	OutputSoftPeriod time.Duration
+	// MaxQueryBuffer is the most bytes one command may take, as Redis's
+	// client-query-buffer-limit: a client sending a longer one is
+	// disconnected. 0 means DefaultMaxQueryBuffer, negative means no limit.
+	MaxQueryBuffer int64
 	// IdleTimeout disconnects a client that sends nothing for this long,
 	// except subscribed clients, which Redis never times out. 0 (the
 	// default, as in Redis) means never.
@@ -269,13 +276,19 @@ func (s *Server) stop(ctx context.Context) error {
 // DropClients disconnects every client now, as if the network failed,
 // and keeps serving new ones.
 func (s *Server) DropClients() {
+	for _, c := range s.connections() {
+		c.kill()
+	}
+}
+
+// connections returns the open connections in the order they came.
+func (s *Server) connections() []*conn {
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		c.kill()
-	}
+	slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	return conns
 }

@@ -243,7 +243,17 @@ var scripts = map[string][]step{
 		cmd("a", "FLUSHALL"),
 		cmd("a", "FLUSHDB"),
 		{conn: "a", args: []string{"GET", "k"}, ours: isError},
-		{conn: "a", args: []string{"CLIENT", "KILL", "ID", "1"}, ours: isError},
+		cmd("a", "CLIENT", "KILL", "ID", "999999"),
+		cmd("a", "CLIENT", "KILL", "1.2.3.4:5"),
+		cmd("a", "CLIENT", "KILL", "ID", "x"),
+		cmd("a", "CLIENT", "KILL", "ID", "0", "SKIPME"),
+		cmd("a", "CLIENT", "KILL", "FOO", "bar"),
+		cmd("a", "CLIENT", "KILL", "TYPE", "foo"),
+		cmd("a", "CLIENT", "KILL", "TYPE", "master"),
+		cmd("a", "CLIENT", "KILL", "ADDR", "1.2.3.4:5", "SKIPME", "no"),
+		cmd("a", "CLIENT", "KILL", "ID", "1", "SKIPME", "maybe"),
+		cmd("a", "CLIENT", "KILL"),
+		cmd("a", "CLIENT", "KILL", "ID"),
 		cmd("a", "FOO", "bar", "baz"),
 		cmd("a", "FOO\r\nBAR"),
 		cmd("a", "RESET"),
@@ -542,4 +552,48 @@ func TestThousandSubscribersReceiveEveryMessage(t *testing.T) {
 	}
 	t.Logf("%d connections received all %d messages (%d deliveries) %v after the last PUBLISH reply",
 		clients, burst, clients*burst, time.Since(start).Round(time.Millisecond))
+}
+
+func TestClientKill(t *testing.T) {
+	addr := start(t, &Server{})
+	victim := redistest.Dial(t, addr)
+	id := victim.Do("CLIENT", "ID").Int
+	victim.Send("SUBSCRIBE", "a")
+	victim.Read()
+	killer := redistest.Dial(t, addr)
+	assert.Equal(t, int64(0), killer.Do("CLIENT", "KILL", "TYPE", "normal").Int, "SKIPME yes spares the caller, the only normal client")
+	assert.Equal(t, int64(1), killer.Do("CLIENT", "KILL", "ID", strconv.FormatInt(id, 10)).Int)
+	_, err := victim.ReadErr()
+	assert.Error(t, err, "the killed client's connection closes")
+	waitNumSub(t, addr, "a", 0)
+
+	own := killer.Do("CLIENT", "ID").Int
+	self := killer.Do("CLIENT", "KILL", "ID", strconv.FormatInt(own, 10), "SKIPME", "no")
+	assert.Equal(t, int64(1), self.Int, "a client may kill itself, and gets the reply first")
+	_, err = killer.ReadErr()
+	assert.Error(t, err)
+}
+
+func TestQueryBufferLimitDisconnects(t *testing.T) {
+	addr := start(t, &Server{MaxQueryBuffer: 1024})
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, int64(0), c.Do("PUBLISH", "a", strings.Repeat("x", 900)).Int, "under the limit")
+	c.Send("PUBLISH", "a", strings.Repeat("x", 2000))
+	_, err := c.ReadErr()
+	assert.Error(t, err, "a command over the limit closes the connection without a reply, as in Redis")
+}
+
+func TestIdleTimeoutSparesSubscribers(t *testing.T) {
+	addr := start(t, &Server{IdleTimeout: 100 * time.Millisecond})
+	idle := redistest.Dial(t, addr)
+	sub := redistest.Dial(t, addr)
+	sub.Send("SUBSCRIBE", "a")
+	sub.Read()
+	time.Sleep(400 * time.Millisecond)
+	_, err := idle.ReadErr()
+	assert.Error(t, err, "an idle client is disconnected")
+	sub.Send("PING")
+	v, err := sub.ReadErr()
+	require.NoError(t, err, "Redis never times out a subscribed client")
+	assert.Equal(t, "pong", v.Elems[0].Str)
 }

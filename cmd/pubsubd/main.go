@@ -35,6 +35,7 @@ func run(args []string) error {
 	hard := fs.Int64("output-hard-limit", server.DefaultOutputHardLimit, "bytes pending for a client before it is disconnected (negative: none)")
 	soft := fs.Int64("output-soft-limit", server.DefaultOutputSoftLimit, "bytes pending for longer than -output-soft-seconds before a client is disconnected (negative: none)")
 	softPeriod := fs.Duration("output-soft-period", server.DefaultOutputSoftPeriod, "how long a client may stay over the soft limit")
+	queryLimit := fs.Int64("client-query-buffer-limit", server.DefaultMaxQueryBuffer, "most bytes one command may take (negative: no limit)")
 	timeout := fs.Duration("timeout", 0, "disconnect clients idle this long (never subscribed ones; 0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -51,6 +52,7 @@ func run(args []string) error {
 		OutputHardLimit:  *hard,
 		OutputSoftLimit:  *soft,
 		OutputSoftPeriod: *softPeriod,
+		MaxQueryBuffer:   *queryLimit,
 		IdleTimeout:      *timeout,
 		Logger:           logger,
 	}

@@ -19,6 +19,11 @@ const (
 	MaxUnauthBulk      = 16384
 )
 
+// ErrQueryBufferLimit is returned by ReadCommand when a command is longer
+// than RequestReader.MaxQueryBuffer; Redis closes such a client without a
+// reply.
+var ErrQueryBufferLimit = errors.New("resp: command over the query buffer limit")
+
 // ProtocolError is a malformed request. Msg is the text Redis sends after
 // "-ERR ", and the connection is then closed.
 type ProtocolError struct {
@@ -39,6 +44,9 @@ type RequestReader struct {
 	Authenticated bool
 	// MaxBulkLen is proto-max-bulk-len; 0 means 512 MB.
 	MaxBulkLen int64
+	// MaxQueryBuffer bounds the bytes of one command, as Redis's
+	// client-query-buffer-limit; 0 means no limit.
+	MaxQueryBuffer int64
 
 	args []string // reused by ReadCommand
 }
@@ -151,6 +159,7 @@ func (r *RequestReader) readMultibulk() ([]string, error) {
 		maxBulk = MaxBulkLen
 	}
 	args := r.args[:0]
+	total := int64(len(text) + 3)
 	for range n {
 		b, err := r.br.Peek(1)
 		if err != nil {
@@ -169,6 +178,10 @@ func (r *RequestReader) readMultibulk() ([]string, error) {
 		}
 		if !r.Authenticated && size > MaxUnauthBulk {
 			return nil, protoErr("unauthenticated bulk length")
+		}
+		total += int64(len(text)) + 3 + size + 2
+		if r.MaxQueryBuffer > 0 && total > r.MaxQueryBuffer {
+			return nil, ErrQueryBufferLimit
 		}
 		// The data, then 2 bytes Redis skips unchecked.
 		if peeked, err := r.br.Peek(int(size) + 2); err == nil {
