@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +25,64 @@ type command struct {
 	noQueue bool   // runs at once inside MULTI (EXEC, DISCARD, MULTI, QUIT, RESET)
 	run     func(c *conn, w *resp.Writer, args []string) (quit bool)
 	subs    map[string]*command // for containers: PUBSUB, CLIENT, COMMAND, CONFIG
+	doc     commandDoc
+}
+
+// commandDoc is what COMMAND DOCS and COMMAND INFO say of a command. The
+// summaries are this project's own words.
+type commandDoc struct {
+	summary, group, since string
+}
+
+// commandDocs describes every command served, by full name.
+func commandDocs() map[string]commandDoc {
+	return map[string]commandDoc{
+		"subscribe":            {"Listen for messages published to the given channels.", "pubsub", "2.0.0"},
+		"psubscribe":           {"Listen for messages published to channels matching the given glob patterns.", "pubsub", "2.0.0"},
+		"ssubscribe":           {"Listen for messages published to the given shard channels.", "pubsub", "7.0.0"},
+		"unsubscribe":          {"Stop listening to the given channels, or to all of them.", "pubsub", "2.0.0"},
+		"punsubscribe":         {"Stop listening to the given patterns, or to all of them.", "pubsub", "2.0.0"},
+		"sunsubscribe":         {"Stop listening to the given shard channels, or to all of them.", "pubsub", "7.0.0"},
+		"publish":              {"Send a message to a channel; returns how many subscribers received it.", "pubsub", "2.0.0"},
+		"spublish":             {"Send a message to a shard channel; returns how many subscribers received it.", "pubsub", "7.0.0"},
+		"pubsub":               {"Introspect the Pub/Sub state.", "pubsub", "2.8.0"},
+		"pubsub|channels":      {"List the channels with subscribers, optionally matching a pattern.", "pubsub", "2.8.0"},
+		"pubsub|shardchannels": {"List the shard channels with subscribers, optionally matching a pattern.", "pubsub", "7.0.0"},
+		"pubsub|numsub":        {"Count the subscribers of each given channel.", "pubsub", "2.8.0"},
+		"pubsub|shardnumsub":   {"Count the subscribers of each given shard channel.", "pubsub", "7.0.0"},
+		"pubsub|numpat":        {"Count the distinct patterns subscribed to.", "pubsub", "2.8.0"},
+		"pubsub|help":          {"Describe the PUBSUB subcommands.", "pubsub", "6.2.0"},
+		"ping":                 {"Check the connection; echoes an optional message.", "connection", "1.0.0"},
+		"echo":                 {"Return the given string.", "connection", "1.0.0"},
+		"quit":                 {"Close the connection once the reply is sent.", "connection", "1.0.0"},
+		"reset":                {"Return the connection to its initial state.", "connection", "6.2.0"},
+		"hello":                {"Choose the protocol version, authenticate and name the connection.", "connection", "6.0.0"},
+		"auth":                 {"Authenticate the connection.", "connection", "1.0.0"},
+		"select":               {"Choose a database number (there is no data to select).", "connection", "1.0.0"},
+		"client":               {"Manage client connections.", "connection", "2.4.0"},
+		"client|setname":       {"Name the connection.", "connection", "2.6.9"},
+		"client|getname":       {"Return the connection's name.", "connection", "2.6.9"},
+		"client|id":            {"Return the connection's id.", "connection", "5.0.0"},
+		"client|setinfo":       {"Record the client library's name or version.", "connection", "7.2.0"},
+		"client|info":          {"Describe this connection.", "connection", "6.2.0"},
+		"client|list":          {"Describe every connection.", "connection", "2.4.0"},
+		"client|kill":          {"Close the connections matching the given filters.", "connection", "2.4.0"},
+		"client|reply":         {"Turn the server's replies on or off for this connection.", "connection", "3.2.0"},
+		"client|no-evict":      {"Accepted for compatibility; nothing is evicted.", "connection", "7.0.0"},
+		"command":              {"Describe the commands this server serves.", "server", "2.8.13"},
+		"command|count":        {"Count the commands this server serves.", "server", "2.8.13"},
+		"command|docs":         {"Document the given commands, or all of them.", "server", "7.0.0"},
+		"command|info":         {"Describe the given commands, or all of them.", "server", "2.8.13"},
+		"config":               {"Read the server's configuration.", "server", "2.0.0"},
+		"config|get":           {"Return the configuration parameters matching the given patterns.", "server", "2.0.0"},
+		"info":                 {"Report the server's state and figures.", "server", "1.0.0"},
+		"dbsize":               {"Always 0: this server holds no keys.", "server", "1.0.0"},
+		"flushdb":              {"Accepted for compatibility: there are no keys to remove.", "server", "1.0.0"},
+		"flushall":             {"Accepted for compatibility: there are no keys to remove.", "server", "1.0.0"},
+		"multi":                {"Start queuing commands for EXEC.", "transactions", "1.2.0"},
+		"exec":                 {"Run the queued commands.", "transactions", "1.2.0"},
+		"discard":              {"Drop the queued commands.", "transactions", "2.0.0"},
+	}
 }
 
 // commandTable is built per server; register panics on a duplicate, a
@@ -88,7 +147,7 @@ func newCommandTable() *commandTable {
 		container("command",
 			&command{name: "command|count", arity: 2, run: cmdCommandCount},
 			&command{name: "command|docs", arity: -2, run: cmdCommandDocs},
-			&command{name: "command|info", arity: -2, run: cmdCommandDocs},
+			&command{name: "command|info", arity: -2, run: cmdCommandInfo},
 		),
 		container("config",
 			&command{name: "config|get", arity: -3, run: cmdConfigGet},
@@ -105,7 +164,14 @@ func newCommandTable() *commandTable {
 	}
 	// COMMAND with no subcommand is a command of its own.
 	t.cmds["command"].arity = -1
-	t.cmds["command"].run = cmdCommandDocs
+	t.cmds["command"].run = cmdCommandInfo
+	docs := commandDocs()
+	for _, c := range t.cmds {
+		c.doc = docs[c.name]
+		for _, sub := range c.subs {
+			sub.doc = docs[sub.name]
+		}
+	}
 	return t
 }
 
@@ -864,16 +930,118 @@ func cmdCommandCount(c *conn, w *resp.Writer, _ []string) bool {
 	return false
 }
 
-// cmdCommandDocs answers COMMAND, COMMAND DOCS and COMMAND INFO with empty
-// results: clients that send them at start-up (redis-cli) only need a
-// well-formed reply.
+// wanted returns the commands named in args[2:], nil for an unknown name,
+// or every command when none is named.
+func (t *commandTable) wanted(args []string) []*command {
+	if len(args) <= 2 {
+		names := slices.Sorted(maps.Keys(t.cmds))
+		out := make([]*command, len(names))
+		for i, n := range names {
+			out[i] = t.cmds[n]
+		}
+		return out
+	}
+	out := make([]*command, 0, len(args)-2)
+	for _, name := range args[2:] {
+		top, sub, isSub := strings.Cut(lower(name), "|")
+		cmd := t.cmds[top]
+		if isSub && cmd != nil {
+			cmd = cmd.subs[sub]
+		}
+		out = append(out, cmd)
+	}
+	return out
+}
+
+// cmdCommandDocs answers COMMAND DOCS: a summary, group and version of
+// each command, in this project's words.
 func cmdCommandDocs(c *conn, w *resp.Writer, args []string) bool {
-	if len(args) >= 2 && lower(args[1]) == "docs" {
-		w.Map(0)
-	} else {
-		w.Array(0)
+	var found []*command
+	for _, cmd := range c.srv.table().wanted(args) {
+		if cmd != nil {
+			found = append(found, cmd)
+		}
+	}
+	w.Map(len(found))
+	for _, cmd := range found {
+		w.Bulk(cmd.name)
+		n := 3
+		if cmd.subs != nil {
+			n++
+		}
+		w.Map(n)
+		w.Bulk("summary")
+		w.Bulk(cmd.doc.summary)
+		w.Bulk("since")
+		w.Bulk(cmd.doc.since)
+		w.Bulk("group")
+		w.Bulk(cmd.doc.group)
+		if cmd.subs != nil {
+			w.Bulk("subcommands")
+			subs := slices.Sorted(maps.Keys(cmd.subs))
+			w.Map(len(subs))
+			for _, name := range subs {
+				sub := cmd.subs[name]
+				w.Bulk(sub.name)
+				w.Map(3)
+				w.Bulk("summary")
+				w.Bulk(sub.doc.summary)
+				w.Bulk("since")
+				w.Bulk(sub.doc.since)
+				w.Bulk("group")
+				w.Bulk(sub.doc.group)
+			}
+		}
 	}
 	return false
+}
+
+// cmdCommandInfo answers COMMAND and COMMAND INFO in Redis 7's shape:
+// name, arity, flags, key positions (none: no command takes keys), ACL
+// categories, tips, key specs, subcommands. Unknown names get a null.
+func cmdCommandInfo(c *conn, w *resp.Writer, args []string) bool {
+	if lower(args[0]) == "command" && len(args) == 1 {
+		args = []string{"command", "info"}
+	}
+	cmds := c.srv.table().wanted(args)
+	w.Array(len(cmds))
+	for _, cmd := range cmds {
+		if cmd == nil {
+			w.NullArray()
+			continue
+		}
+		writeCommandInfo(w, cmd)
+	}
+	return false
+}
+
+func writeCommandInfo(w *resp.Writer, cmd *command) {
+	flags := []string{"fast"}
+	switch {
+	case cmd.pubsub && cmd.doc.group == "pubsub":
+		flags = []string{"pubsub", "noscript", "loading", "stale"}
+	case cmd.noAuth:
+		flags = []string{"noscript", "loading", "stale", "no-auth", "fast"}
+	}
+	w.Array(10)
+	w.Bulk(cmd.name)
+	w.Int(int64(cmd.arity))
+	w.Set(len(flags))
+	for _, f := range flags {
+		w.Simple(f)
+	}
+	w.Int(0)
+	w.Int(0)
+	w.Int(0)
+	w.Set(1)
+	w.Simple("@" + cmd.doc.group)
+	w.Set(0) // tips
+	w.Array(0)
+	subs := slices.Sorted(maps.Keys(cmd.subs))
+	w.Array(len(subs))
+	for _, name := range subs {
+		writeCommandInfo(w, cmd.subs[name])
+	}
 }
 
 func cmdConfigGet(c *conn, w *resp.Writer, args []string) bool {

@@ -597,3 +597,25 @@ func TestIdleTimeoutSparesSubscribers(t *testing.T) {
 	require.NoError(t, err, "Redis never times out a subscribed client")
 	assert.Equal(t, "pong", v.Elems[0].Str)
 }
+
+func TestCommandDocsDescribeEveryCommand(t *testing.T) {
+	for name, cmd := range newCommandTable().cmds {
+		assert.NotEmpty(t, cmd.doc.summary, "summary of %s", name)
+		for _, sub := range cmd.subs {
+			assert.NotEmpty(t, sub.doc.summary, "summary of %s", sub.name)
+		}
+	}
+	addr := start(t, &Server{})
+	c := redistest.Dial(t, addr)
+	docs := c.Do("COMMAND", "DOCS", "publish", "nosuch")
+	require.Len(t, docs.Elems, 2, "one entry, the unknown name left out: %v", docs)
+	assert.Equal(t, "publish", docs.Elems[0].Str)
+	info := c.Do("COMMAND", "INFO", "subscribe", "nosuch")
+	require.Len(t, info.Elems, 2)
+	assert.Equal(t, "subscribe", info.Elems[0].Elems[0].Str)
+	assert.Equal(t, int64(-2), info.Elems[0].Elems[1].Int, "arity")
+	assert.True(t, info.Elems[1].Null)
+	all := c.Do("COMMAND")
+	count := c.Do("COMMAND", "COUNT")
+	assert.Equal(t, count.Int, int64(len(all.Elems)))
+}
