@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -618,4 +620,44 @@ func TestCommandDocsDescribeEveryCommand(t *testing.T) {
 	all := c.Do("COMMAND")
 	count := c.Do("COMMAND", "COUNT")
 	assert.Equal(t, count.Int, int64(len(all.Elems)))
+}
+
+// TestRedisToolsWork runs redis-cli and redis-benchmark against the
+// server: real clients, not our test client. No timing is asserted.
+func TestRedisToolsWork(t *testing.T) {
+	for _, tool := range []string{"redis-cli", "redis-benchmark"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			msg := tool + " not found: install Debian's redis-tools"
+			if os.Getenv("CI") != "" {
+				t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
+			}
+			t.Skip(msg)
+		}
+	}
+	addr := start(t, &Server{})
+	host, port, _ := net.SplitHostPort(addr)
+	cli := func(args ...string) string {
+		out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+		require.NoError(t, err, "redis-cli %q: %s", args, out)
+		return strings.TrimSpace(string(out))
+	}
+	assert.Equal(t, "PONG", cli("PING"))
+	sub := redistest.Dial(t, addr)
+	sub.Send("SUBSCRIBE", "news")
+	sub.Read()
+	assert.Equal(t, "1", cli("PUBLISH", "news", "안녕하세요"))
+	assert.Equal(t, "안녕하세요", sub.Read().Elems[2].Str)
+	assert.Equal(t, "news\n1", cli("PUBSUB", "NUMSUB", "news"))
+
+	info := cli("INFO")
+	for _, want := range []string{"redis_version:7.0.15", "connected_clients:", "pubsub_channels:1", "pubsub_patterns:0", "total_commands_processed:"} {
+		assert.Contains(t, info, want)
+	}
+	assert.Contains(t, cli("CONFIG", "GET", "maxclients"), "maxclients\n10000")
+	assert.Contains(t, cli("CLIENT", "LIST"), "sub=1 psub=0")
+	assert.Contains(t, cli("CLIENT", "INFO"), "cmd=client|info")
+
+	out, err := exec.Command("redis-benchmark", "-h", host, "-p", port, "-n", "2000", "-c", "10", "-q", "PUBLISH", "bench", "x").CombinedOutput()
+	require.NoError(t, err, "redis-benchmark: %s", out)
+	assert.Contains(t, string(out), "requests per second")
 }
