@@ -461,15 +461,15 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 		return outGone, nil
 	}
 	if s.fn != nil {
+		s.delivered.Add(1)
 		s.mu.RUnlock()
 		s.fn(m)
-		s.delivered.Add(1)
 		return outDelivered, nil
 	}
 	select {
 	case s.ch <- m:
+		s.noteDelivered() // under the lock: counted before Unsubscribe can return
 		s.mu.RUnlock()
-		s.noteDelivered()
 		return outDelivered, nil
 	default:
 	}
@@ -507,8 +507,8 @@ func (s *Subscription) offerEvicting(m Message) (outcome, error) {
 	}
 	select {
 	case s.ch <- m:
-		s.mu.RUnlock()
 		s.noteDelivered()
+		s.mu.RUnlock()
 		if haveEvicted {
 			s.dropped.Add(1)
 			s.dropHook(evicted)
