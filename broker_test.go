@@ -469,16 +469,7 @@ func TestOverflowPolicies(t *testing.T) {
 	})
 	t.Run("Block waits for room", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b := newBroker(t, WithBufferSize(1), WithOverflow(Block))
-			s, err := b.Subscribe(ctx, "a")
-			require.NoError(t, err)
-			publishN(t, b, 1)
-			done := make(chan error)
-			go func() {
-				_, err := b.Publish(ctx, "a", "1")
-				done <- err
-			}()
-			synctest.Wait()
+			_, s, done := blockedPublish(t)
 			select {
 			case <-done:
 				t.Fatal("Publish returned while the buffer was full")
@@ -505,21 +496,32 @@ func TestOverflowPolicies(t *testing.T) {
 	})
 	t.Run("Block is released by Close", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b := newBroker(t, WithBufferSize(1), WithOverflow(Block))
-			s, err := b.Subscribe(ctx, "a")
-			require.NoError(t, err)
-			publishN(t, b, 1)
-			done := make(chan error)
-			go func() {
-				_, err := b.Publish(ctx, "a", "1")
-				done <- err
-			}()
-			synctest.Wait()
+			_, s, done := blockedPublish(t)
 			require.NoError(t, s.Close())
 			assert.NoError(t, <-done)
 			assert.Equal(t, uint64(1), s.Stats().Dropped)
 		})
 	})
+}
+
+// blockedPublish returns a Block-policy broker whose only subscription's
+// one-slot buffer is full, and the result of a Publish now waiting for
+// room. Call it inside a synctest bubble.
+func blockedPublish(t *testing.T) (*Broker, *Subscription, <-chan error) {
+	t.Helper()
+	ctx := context.Background()
+	b := newBroker(t, WithBufferSize(1), WithOverflow(Block))
+	s, err := b.Subscribe(ctx, "a")
+	require.NoError(t, err)
+	_, err = b.Publish(ctx, "a", "0")
+	require.NoError(t, err)
+	done := make(chan error)
+	go func() {
+		_, err := b.Publish(ctx, "a", "1")
+		done <- err
+	}()
+	synctest.Wait()
+	return b, s, done
 }
 
 func TestOnePublisherIsReceivedInOrder(t *testing.T) {

@@ -442,12 +442,17 @@ func cmdPublish(c *conn, w *resp.Writer, args []string) bool {
 		publish = c.srv.broker.SPublish
 	}
 	n, err := publish(context.Background(), args[1], args[2])
+	intReply(w, n, err)
+	return false
+}
+
+// intReply answers n, or the error of a broker call.
+func intReply(w *resp.Writer, n int, err error) {
 	if err != nil {
 		w.Error("ERR " + err.Error())
-		return false
+		return
 	}
 	w.Int(int64(n))
-	return false
 }
 
 func cmdPubsubChannels(c *conn, w *resp.Writer, args []string) bool {
@@ -498,11 +503,7 @@ func cmdPubsubNumsub(c *conn, w *resp.Writer, args []string) bool {
 
 func cmdPubsubNumpat(c *conn, w *resp.Writer, _ []string) bool {
 	n, err := c.srv.broker.NumPat(context.Background())
-	if err != nil {
-		w.Error("ERR " + err.Error())
-		return false
-	}
-	w.Int(int64(n))
+	intReply(w, n, err)
 	return false
 }
 
