@@ -77,8 +77,9 @@
 //
 // # Memory
 //
-// A Go channel's buffer is allocated in full up front: a subscription
-// costs its buffer ([DefaultBufferSize] slots of 56 bytes, 1.75 KiB) plus
-// a few hundred bytes of bookkeeping. For a million subscriptions, choose a
-// small buffer per subscription with [WithBufferSize].
+// A Go channel's buffer is allocated in full up front: a subscription of
+// one channel takes about 2.5 KiB with the default buffer of
+// [DefaultBufferSize] slots (56 bytes each), and 482 bytes without slots.
+// For a million subscriptions, choose a small buffer per subscription with
+// [WithBufferSize], or use [Broker.NewSubscriptionFunc], which has none.
 package pubsub
