@@ -193,3 +193,29 @@ func ExampleBroker_NumSub() {
 	// Output:
 	// 2 1 0 1
 }
+
+// A func subscription hands each message to a function on the publishing
+// goroutine instead of queuing it: for consumers that have a queue of their
+// own. It never drops, and the function must not block.
+func ExampleBroker_NewSubscriptionFunc() {
+	ctx := context.Background()
+	b := pubsub.New()
+	defer b.Close()
+
+	var mu sync.Mutex
+	var log []string
+	sub, _ := b.NewSubscriptionFunc(func(m pubsub.Message) {
+		mu.Lock()
+		log = append(log, m.Channel+": "+m.Payload)
+		mu.Unlock()
+	})
+	_ = sub.Subscribe(ctx, "audit")
+	for i := 1; i <= 3; i++ {
+		_, _ = b.Publish(ctx, "audit", fmt.Sprint("event ", i))
+	}
+	_ = sub.Close()
+	_, open := <-sub.Channel() // carries no messages; closes with the subscription
+	fmt.Println(log, open)
+	// Output:
+	// [audit: event 1 audit: event 2 audit: event 3] false
+}
