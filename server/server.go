@@ -1,6 +1,6 @@
 // Package server serves a pubsub.Broker over the Redis protocol (RESP2
-// and RESP3), so that unmodified Redis clients (redis-cli, go-redis,
-// redis-py) publish and subscribe through it as they would through Redis.
+// and RESP3), so that unmodified Redis clients (redis-cli, redis-py and
+// others) publish and subscribe through it as they would through Redis.
 //
 // It speaks Pub/Sub only: the Pub/Sub commands, the connection commands
 // clients send on their own (HELLO, AUTH, PING, SELECT, CLIENT, COMMAND,

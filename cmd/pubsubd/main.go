@@ -1,6 +1,6 @@
 // Command pubsubd serves an in-process pubsub engine over the Redis
-// protocol: a Redis Pub/Sub server that redis-cli, go-redis and redis-py
-// talk to unchanged.
+// protocol: a Redis Pub/Sub server that Redis clients such as redis-cli
+// and redis-py talk to unchanged.
 package main
 
 import (
