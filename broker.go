@@ -316,19 +316,23 @@ func (b *Broker) Publish(ctx context.Context, channel, payload string) (int, err
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	members, sh := b.channels.lookup(channel)
-	var stack [8][]*member
-	byPattern := b.patterns.collect(channel, stack[:0])
-
 	var t tally
+	var buf [4]deferredDelivery // deferred work stays on the stack unless it overflows
 	msg := Message{Kind: KindMessage, Channel: channel, Payload: payload}
-	t.offer(ctx, members, msg)
-	msg.Kind = KindPMessage
-	for _, ms := range byPattern {
-		for _, mb := range ms {
-			msg.Pattern = mb.name
-			t.offerOne(ctx, mb, msg)
-		}
+	sh, deferred := b.channels.deliver(channel, &t, msg, buf[:0])
+	t.runDeferred(ctx, deferred)
+	if b.patterns.len() > 0 {
+		msg.Kind = KindPMessage
+		deferred = buf[:0]
+		b.patterns.forEachMatch(channel, func(members []*member) {
+			for _, mb := range members {
+				msg.Pattern = mb.name
+				if d, ok := t.fast(mb, msg); ok {
+					deferred = append(deferred, d)
+				}
+			}
+		})
+		t.runDeferred(ctx, deferred)
 	}
 	t.record(sh)
 	return t.receivers, t.err
@@ -341,22 +345,136 @@ func (b *Broker) SPublish(ctx context.Context, shardChannel, payload string) (in
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	members, sh := b.shardChannels.lookup(shardChannel)
 	var t tally
-	t.offer(ctx, members, Message{Kind: KindSMessage, Channel: shardChannel, Payload: payload})
+	var buf [4]deferredDelivery
+	sh, deferred := b.shardChannels.deliver(shardChannel, &t, Message{Kind: KindSMessage, Channel: shardChannel, Payload: payload}, buf[:0])
+	t.runDeferred(ctx, deferred)
 	t.record(sh)
 	return t.receivers, t.err
 }
 
-// tally counts the outcome of one publish.
+// tally delivers one publish and counts its outcome.
+//
+// The fast path runs while the caller holds the read lock of the index the
+// members came from (a channel stripe or the pattern index). Removing a
+// membership takes that index's write lock, so it waits for the delivery
+// under way: once Unsubscribe or Close returns, no fast delivery can reach
+// the subscription, and Close can close the channel. The fast path
+// therefore needs no lock per subscription. What may block or run user
+// code is deferred until the lock is released: func subscriptions, Block
+// waits, drop handlers and Disconnect closes. fast returns that work; the
+// caller keeps it in a slice on its stack (a tally holding it would make
+// it escape to the heap).
 type tally struct {
 	receivers, delivered, dropped int
 	err                           error
 }
 
-func (t *tally) offer(ctx context.Context, members []*member, m Message) {
-	for _, mb := range members {
-		t.offerOne(ctx, mb, m)
+type deferKind uint8
+
+const (
+	deferOffer      deferKind = iota // the checked path: func subscriptions, Block waits
+	deferDropHook                    // run the drop handler
+	deferDisconnect                  // run the drop handler, then close with ErrSlowConsumer
+)
+
+type deferredDelivery struct {
+	kind  deferKind
+	mb    *member
+	m     Message
+	extra *Message // a second lost message for the drop handler, rarely
+}
+
+// fast delivers m to mb without blocking, and returns the work it defers,
+// if any. The index lock must be held.
+func (t *tally) fast(mb *member, m Message) (deferredDelivery, bool) {
+	s := mb.s
+	if s.fn != nil {
+		return deferredDelivery{kind: deferOffer, mb: mb, m: m}, true
+	}
+	select {
+	case s.ch <- m:
+		s.noteDelivered()
+		t.receivers++
+		t.delivered++
+		return deferredDelivery{}, false
+	default:
+	}
+	s.noteFull()
+	switch s.cfg.overflow {
+	case Block:
+		return deferredDelivery{kind: deferOffer, mb: mb, m: m}, true // counted once settled
+	case DropOldest:
+		t.receivers++
+		var evicted Message
+		haveEvicted := false
+		select {
+		case evicted = <-s.ch:
+			haveEvicted = true
+		default: // the consumer made room meanwhile
+		}
+		newLost := false
+		select {
+		case s.ch <- m:
+			s.noteDelivered()
+			t.delivered++
+		default: // other publishers refilled it: the new one is lost too
+			newLost = true
+		}
+		switch {
+		case haveEvicted && newLost:
+			t.drop(s)
+			d, ok := t.dropLater(s, mb, evicted, deferDropHook)
+			if ok {
+				second := m // rare: only this case allocates
+				d.extra = &second
+			}
+			return d, ok
+		case haveEvicted:
+			return t.dropLater(s, mb, evicted, deferDropHook)
+		case newLost:
+			return t.dropLater(s, mb, m, deferDropHook)
+		}
+		return deferredDelivery{}, false
+	case Disconnect:
+		t.receivers++
+		return t.dropLater(s, mb, m, deferDisconnect)
+	default: // DropNewest
+		t.receivers++
+		return t.dropLater(s, mb, m, deferDropHook)
+	}
+}
+
+func (t *tally) drop(s *Subscription) {
+	s.dropped.Add(1)
+	t.dropped++
+}
+
+// dropLater counts a lost message and defers what must follow.
+func (t *tally) dropLater(s *Subscription, mb *member, m Message, then deferKind) (deferredDelivery, bool) {
+	t.drop(s)
+	if then == deferDisconnect || s.cfg.onDrop != nil {
+		return deferredDelivery{kind: then, mb: mb, m: m}, true
+	}
+	return deferredDelivery{}, false
+}
+
+// runDeferred performs the deferred work, with no lock held.
+func (t *tally) runDeferred(ctx context.Context, deferred []deferredDelivery) {
+	for _, d := range deferred {
+		s := d.mb.s
+		switch d.kind {
+		case deferOffer:
+			t.offerOne(ctx, d.mb, d.m)
+		case deferDropHook:
+			s.dropHook(d.m)
+			if d.extra != nil {
+				s.dropHook(*d.extra)
+			}
+		case deferDisconnect:
+			s.dropHook(d.m)
+			s.close(fmt.Errorf("%w: buffer of %d messages full: %w", ErrSlowConsumer, cap(s.ch), ErrClosed))
+		}
 	}
 }
 
@@ -368,9 +486,6 @@ func (t *tally) offerOne(ctx context.Context, mb *member, m Message) {
 	case outDelivered:
 		t.delivered++
 	case outDropped:
-		t.dropped++
-	case outEvicted:
-		t.delivered++
 		t.dropped++
 	}
 	t.receivers++

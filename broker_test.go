@@ -739,6 +739,11 @@ func TestPublishAllocatesNothing(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, s.Subscribe(ctx, "news"))
 		}},
+		{"a full DropOldest buffer evicting on every publish", func(t *testing.T, b *Broker) {
+			s, err := b.NewSubscription(WithBufferSize(1), WithOverflow(DropOldest))
+			require.NoError(t, err)
+			require.NoError(t, s.Subscribe(ctx, "news"))
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -588,19 +588,17 @@ func longestLiteralRun(toks []token) []byte {
 
 func bigramKey(a, b byte) uint16 { return uint16(a)<<8 | uint16(b) }
 
-// collect appends the member lists of every pattern that matches channel to
-// dst. The lists are immutable snapshots that stay valid after the lock is
-// released.
-func (x *patternIndex) collect(channel string, dst [][]*member) [][]*member {
-	if x.count.Load() == 0 {
-		return dst
-	}
+// forEachMatch calls visit with the members of every pattern that matches
+// channel, holding the index's read lock throughout: removing a pattern
+// membership waits for it, which is what lets Publish deliver without a
+// lock per subscription. visit must not block or call into the broker.
+func (x *patternIndex) forEachMatch(channel string, visit func(members []*member)) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	confirm := func(entries []*patternEntry) {
 		for _, e := range entries {
 			if e.m.match(channel) {
-				dst = append(dst, e.members)
+				visit(e.members)
 			}
 		}
 	}
@@ -620,13 +618,12 @@ func (x *patternIndex) collect(channel string, dst [][]*member) [][]*member {
 				}
 				seen = append(seen, e)
 				if e.m.match(channel) {
-					dst = append(dst, e.members)
+					visit(e.members)
 				}
 			}
 		}
 	}
 	confirm(x.always)
-	return dst
 }
 
 func (x *patternIndex) len() int {

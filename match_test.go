@@ -287,6 +287,12 @@ func TestMatchAgainstRedis(t *testing.T) {
 		pairs, disagreements, kinds[matchExact], kinds[matchGlob], kinds[matchTokens], kinds[matchNever])
 }
 
+// collect returns the member lists of the patterns matching channel.
+func (x *patternIndex) collect(channel string, dst [][]*member) [][]*member {
+	x.forEachMatch(channel, func(ms []*member) { dst = append(dst, ms) })
+	return dst
+}
+
 // TestPatternIndexFindsExactlyTheMatches files thousands of generated
 // patterns of every shape and checks that the index finds, for each
 // channel, exactly the patterns a linear scan with refMatch finds. Then it

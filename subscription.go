@@ -441,19 +441,19 @@ func (s *Subscription) close(err error) bool {
 	return true
 }
 
-// outcome is the result of offering a message to a subscription.
+// outcome is the result of offering a message on the checked path.
 type outcome uint8
 
 const (
 	outGone      outcome = iota // membership ended: not a receiver
-	outDelivered                // queued
-	outDropped                  // the buffer was full: counted, not queued
-	outEvicted                  // queued after evicting the oldest message
+	outDelivered                // queued, or handed to the function
+	outDropped                  // not queued: counted as dropped
 )
 
-// offer tries to queue m for membership mb according to the overflow
-// policy. It blocks only under the Block policy, and then at most until ctx
-// ends or the subscription closes. No lock is held while user code runs.
+// offer is the checked path, for what Publish's fast path defers: a func
+// subscription, or a full buffer under the Block policy. It runs with no
+// index lock held, so it checks under s.mu that the membership is still
+// current, and blocks only under Block, until room, ctx's end or close.
 func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcome, error) {
 	s.mu.RLock()
 	if s.closed || mb.removed {
@@ -473,60 +473,9 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 		return outDelivered, nil
 	default:
 	}
-	s.noteFull()
-	switch s.cfg.overflow {
-	case DropOldest:
-		return s.offerEvicting(m)
-	case Block:
-		s.blockers.Add(1)
-		s.mu.RUnlock()
-		return s.offerBlocking(ctx, m)
-	case Disconnect:
-		s.mu.RUnlock()
-		s.dropped.Add(1)
-		s.dropHook(m)
-		s.close(fmt.Errorf("%w: buffer of %d messages full: %w", ErrSlowConsumer, cap(s.ch), ErrClosed))
-		return outDropped, nil
-	default: // DropNewest
-		s.mu.RUnlock()
-		s.dropped.Add(1)
-		s.dropHook(m)
-		return outDropped, nil
-	}
-}
-
-// offerEvicting makes room by discarding the oldest queued message. s.mu
-// is held for reading on entry and released on return.
-func (s *Subscription) offerEvicting(m Message) (outcome, error) {
-	var evicted Message
-	haveEvicted := false
-	select {
-	case evicted = <-s.ch:
-		haveEvicted = true
-	default: // the consumer just made room
-	}
-	select {
-	case s.ch <- m:
-		s.noteDelivered()
-		s.mu.RUnlock()
-		if haveEvicted {
-			s.dropped.Add(1)
-			s.dropHook(evicted)
-			return outEvicted, nil
-		}
-		return outDelivered, nil
-	default:
-		// Other publishers refilled it in between: the new message
-		// loses, and the evicted one (if any) is lost too.
-		s.mu.RUnlock()
-		s.dropped.Add(1)
-		s.dropHook(m)
-		if haveEvicted {
-			s.dropped.Add(1)
-			s.dropHook(evicted)
-		}
-		return outDropped, nil
-	}
+	s.blockers.Add(1)
+	s.mu.RUnlock()
+	return s.offerBlocking(ctx, m)
 }
 
 // offerBlocking waits for room. The caller registered with s.blockers

@@ -175,6 +175,23 @@ func (x *topicIndex) remove(mb *member) {
 	}
 }
 
+// deliver offers m to every member of channel on t's fast path, holding
+// the stripe's read lock. It returns the stripe, for its counters, and
+// deferred with the work to do once the lock is released appended.
+func (x *topicIndex) deliver(channel string, t *tally, m Message, deferred []deferredDelivery) (*topicShard, []deferredDelivery) {
+	sh, h := x.shard(channel)
+	sh.mu.RLock()
+	if tp := sh.topics.find(h, channel); tp != nil {
+		for _, mb := range tp.members {
+			if d, ok := t.fast(mb, m); ok {
+				deferred = append(deferred, d)
+			}
+		}
+	}
+	sh.mu.RUnlock()
+	return sh, deferred
+}
+
 // numSub returns the number of subscribers of channel.
 func (x *topicIndex) numSub(channel string) int {
 	members, _ := x.lookup(channel)
