@@ -75,8 +75,9 @@ type SubscriptionStats struct {
 type Subscription struct {
 	// The fields a delivery touches come first, to share a cache line.
 
-	// mu guards closed, err and members. A publisher holds it for reading
-	// while it sends to ch, so ch is closed only under the write lock.
+	// mu guards closed, err and members. Publish's checked path (func
+	// subscriptions, Block) holds it for reading while it delivers; its
+	// fast path holds the index's lock instead (see tally in broker.go).
 	mu        sync.RWMutex
 	closed    bool
 	ch        chan Message
@@ -433,8 +434,9 @@ func (s *Subscription) close(err error) bool {
 	for len(s.members.list) > 0 {
 		s.leaveLocked(s.members.list[len(s.members.list)-1])
 	}
-	// No publisher can start a send now (they check closed under mu), and
-	// the waiting ones have been woken; once they are gone, closing is safe.
+	// Fast-path publishers were waited for as each membership left its
+	// index; checked-path ones see closed under mu; Block waiters have been
+	// woken. Once those are gone, no send can reach ch.
 	s.blockers.Wait()
 	close(s.ch)
 	s.b.forget(s)
