@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -91,25 +90,7 @@ func TestGeneratedScriptsMatchRedis(t *testing.T) {
 		red := &session{t: t, addr: redisAddr, conns: map[string]*redistest.Conn{}}
 		our := &session{t: t, addr: ours, conns: map[string]*redistest.Conn{}}
 		for i, st := range script {
-			want, got := red.run(st), our.run(st)
-			for conn := range want {
-				w, g := want[conn], got[conn]
-				if st.normalize != nil && conn == st.conn {
-					w, g = st.normalize(w), st.normalize(g)
-				}
-				if st.sets {
-					sortValues(w)
-					sortValues(g)
-				}
-				rw, rg := render(w), render(g)
-				if st.unordered {
-					slices.Sort(rw)
-					slices.Sort(rg)
-				}
-				require.Equal(t, rw, rg, "script %d step %d %q: what %s received", seed, i, st.args, conn)
-				compared++
-			}
-			require.Len(t, got, len(want), "script %d step %d %q", seed, i, st.args)
+			compared += compareStep(t, st, red, our, fmt.Sprintf("script %d step %d %q", seed, i, st.args))
 		}
 		// Leave both servers with no subscriptions for the next script.
 		for _, sess := range []*session{red, our} {

@@ -307,35 +307,42 @@ func TestRepliesMatchRedis(t *testing.T) {
 			red := &session{t: t, addr: redisAddr, conns: map[string]*redistest.Conn{}}
 			our := &session{t: t, addr: ours, conns: map[string]*redistest.Conn{}}
 			for i, st := range script {
-				want, got := red.run(st), our.run(st)
-				what := fmt.Sprintf("step %d %q%q", i, st.args, st.raw)
-				if st.ours != nil {
-					st.ours(t, got[st.conn])
-					delete(want, st.conn)
-					delete(got, st.conn)
-				}
-				for conn := range want {
-					w, g := want[conn], got[conn]
-					if st.normalize != nil && conn == st.conn {
-						w, g = st.normalize(w), st.normalize(g)
-					}
-					if st.sets {
-						sortValues(w)
-						sortValues(g)
-					}
-					rw, rg := render(w), render(g)
-					if st.unordered {
-						slices.Sort(rw)
-						slices.Sort(rg)
-					}
-					require.Equal(t, rw, rg, "%s: what connection %s received", what, conn)
-					compared++
-				}
-				require.Len(t, got, len(want), "%s: connections that received something", what)
+				compared += compareStep(t, st, red, our, fmt.Sprintf("step %d %q%q", i, st.args, st.raw))
 			}
 		})
 	}
 	t.Logf("compared %d replies and pushes with redis-server", compared)
+}
+
+// compareStep runs st on both sessions and requires every connection to
+// have received the same values, after the step's normalisations. It
+// returns how many connections it compared.
+func compareStep(t *testing.T, st step, red, our *session, what string) int {
+	t.Helper()
+	want, got := red.run(st), our.run(st)
+	if st.ours != nil {
+		st.ours(t, got[st.conn])
+		delete(want, st.conn)
+		delete(got, st.conn)
+	}
+	for conn := range want {
+		w, g := want[conn], got[conn]
+		if st.normalize != nil && conn == st.conn {
+			w, g = st.normalize(w), st.normalize(g)
+		}
+		if st.sets {
+			sortValues(w)
+			sortValues(g)
+		}
+		rw, rg := render(w), render(g)
+		if st.unordered {
+			slices.Sort(rw)
+			slices.Sort(rg)
+		}
+		require.Equal(t, rw, rg, "%s: what connection %s received", what, conn)
+	}
+	require.Len(t, got, len(want), "%s: connections that received something", what)
+	return len(want)
 }
 
 func render(vs []resp.Value) []string {
