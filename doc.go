@@ -44,7 +44,10 @@
 // Subscribe and its variants return only once the subscription is live: a
 // Publish that starts after they return reaches it. After Unsubscribe (or
 // PUnsubscribe, SUnsubscribe) returns, nothing more for those channels is
-// added to the buffer; messages already queued are still received.
+// added to the buffer; messages already queued are still received. Two
+// exceptions, each for a publish already under way: under [Block], one
+// waiting for room may still queue its message, and a function given to
+// [Broker.NewSubscriptionFunc] may still be called once.
 //
 // Delivery is at most once, as in Redis: a message published while nobody
 // listens is gone, and a full buffer applies the subscription's [Overflow]

@@ -174,7 +174,8 @@ func (s *Subscription) SSubscribe(ctx context.Context, channels ...string) error
 // Unsubscribe removes channels from the subscription; with no arguments it
 // removes every channel. Removing a channel not held is not an error, as in
 // Redis. When it returns, no message of those channels is added to the
-// buffer any more; messages already queued are still received. The
+// buffer any more (except by a Block-policy publish already waiting for
+// room); messages already queued are still received. The
 // subscription stays open, even with nothing left: use
 // [Subscription.Close] to end it.
 func (s *Subscription) Unsubscribe(ctx context.Context, channels ...string) error {
