@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -1140,13 +1141,12 @@ func cmdInfo(c *conn, w *resp.Writer, args []string) bool {
 	return false
 }
 
-func portOf(a interface{ String() string }) int {
-	_, port, _ := strings.Cut(a.String(), "]:")
-	if port == "" {
-		_, port, _ = strings.Cut(a.String(), ":")
+// portOf returns the TCP port of a, or 0 for other kinds of address.
+func portOf(a net.Addr) int {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.Port
 	}
-	n, _ := strconv.Atoi(port)
-	return n
+	return 0
 }
 
 // transactions

@@ -387,6 +387,21 @@ func TestSharedBroker(t *testing.T) {
 	assert.Equal(t, "from Redis", m.Payload)
 }
 
+func TestZeroServerServesABrokerOfItsOwn(t *testing.T) {
+	ctx := context.Background()
+	srv := &Server{}
+	assert.Nil(t, srv.BrokerInUse(), "no broker before Serve")
+	addr := start(t, srv)
+	require.Eventually(t, func() bool { return srv.BrokerInUse() != nil }, 5*time.Second, time.Millisecond)
+	client := redistest.Dial(t, addr)
+	client.Send("SUBSCRIBE", "a")
+	client.Read()
+	n, err := srv.BrokerInUse().Publish(ctx, "a", "from Go")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "Go code publishes through the served broker")
+	assert.Equal(t, "from Go", client.Read().Elems[2].Str)
+}
+
 func TestPasswordAllowsOnlyAuthBeforehand(t *testing.T) {
 	addr := start(t, &Server{Password: "s3cret"})
 	c := redistest.Dial(t, addr)
