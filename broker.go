@@ -86,6 +86,9 @@ type config struct {
 	onDrop     func(*Subscription, Message)
 	bufferSize int
 	err        error
+
+	relay        Relay // a Broker setting only; see WithRelay
+	relayOptions int   // how many WithRelay options were applied
 }
 
 // Option configures a Broker (for every subscription) when given to [New],
@@ -223,6 +226,9 @@ func (b *Broker) NewSubscription(opts ...Option) (*Subscription, error) {
 	cfg := b.cfg.with(opts)
 	if cfg.err != nil {
 		return nil, cfg.err
+	}
+	if cfg.relayOptions != b.cfg.relayOptions {
+		return nil, fmt.Errorf("%w: WithRelay is an option of New, not of NewSubscription", ErrInvalidOption)
 	}
 	return b.newSubscription(cfg, nil)
 }

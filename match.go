@@ -629,3 +629,27 @@ func (x *patternIndex) forEachMatch(channel string, visit func(members []*member
 func (x *patternIndex) len() int {
 	return int(x.count.Load())
 }
+
+// deliverTo delivers m to the subscribers of the pattern itself, matching
+// nothing (see Broker.Deliver), under the index's read lock as Publish does.
+func (x *patternIndex) deliverTo(pattern string, t *tally, m Message, deferred []deferredDelivery) []deferredDelivery {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if e := x.entries[pattern]; e != nil {
+		for _, mb := range e.members {
+			if d, ok := t.fast(mb, m); ok {
+				deferred = append(deferred, d)
+			}
+		}
+	}
+	return deferred
+}
+
+// withMembers calls visit with the subscribers of the pattern itself.
+func (x *patternIndex) withMembers(pattern string, visit func([]*member)) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if e := x.entries[pattern]; e != nil {
+		visit(e.members)
+	}
+}

@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -59,6 +60,11 @@ type SubscriptionStats struct {
 	Queued    int    // messages in the buffer now
 	HighWater int    // the most messages seen queued at once: sampled every 8th delivery, exact when the buffer filled
 	Capacity  int    // the buffer's size
+	// Gaps counts the times a relay reported that messages for one of the
+	// subscription's channels or patterns may have been lost outside this
+	// process (a lost connection to Redis, say; see Broker.ReportGap). It
+	// stays 0 on a Broker without a relay.
+	Gaps uint64
 
 	Channels      int // channels subscribed to
 	Patterns      int // patterns subscribed to
@@ -86,6 +92,7 @@ type Subscription struct {
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
 	highWater atomic.Int64
+	gaps      atomic.Uint64
 
 	b       *Broker
 	err     error // why the subscription closed
@@ -234,6 +241,7 @@ func (s *Subscription) Stats() SubscriptionStats {
 		Queued:        len(s.ch),
 		HighWater:     int(s.highWater.Load()),
 		Capacity:      cap(s.ch),
+		Gaps:          s.gaps.Load(),
 		Channels:      nc,
 		Patterns:      np,
 		ShardChannels: ns,
@@ -357,10 +365,13 @@ func (s *Subscription) subscribe(ctx context.Context, op string, kind subKind, n
 	if s.isClosed() {
 		return ErrClosed
 	}
-	for _, name := range names {
-		if mb, _ := s.members.find(kind, name); mb != nil {
-			continue
+	fresh := s.unheld(kind, names)
+	if r := s.b.cfg.relay; r != nil && len(fresh) > 0 {
+		if err := r.Join(ctx, kind.messageKind(), fresh); err != nil {
+			return err
 		}
+	}
+	for _, name := range fresh {
 		mb := &member{s: s, name: name, kind: kind}
 		s.mu.Lock()
 		s.members.add(mb)
@@ -368,6 +379,31 @@ func (s *Subscription) subscribe(ctx context.Context, op string, kind subKind, n
 		s.b.index(kind).add(mb)
 	}
 	return nil
+}
+
+// unheld returns the names of kind that s does not hold, each once, in
+// their first order. s.opMu must be held.
+func (s *Subscription) unheld(kind subKind, names []string) []string {
+	fresh := make([]string, 0, len(names))
+	var seen map[string]struct{} // for long lists, where Contains is quadratic
+	if len(names) > smallMemberships {
+		seen = make(map[string]struct{}, len(names))
+	}
+	for _, name := range names {
+		if mb, _ := s.members.find(kind, name); mb != nil {
+			continue
+		}
+		if seen != nil {
+			if _, dup := seen[name]; dup {
+				continue
+			}
+			seen[name] = struct{}{}
+		} else if slices.Contains(fresh, name) {
+			continue
+		}
+		fresh = append(fresh, name)
+	}
+	return fresh
 }
 
 func (s *Subscription) unsubscribe(ctx context.Context, kind subKind, names []string) error {
@@ -382,18 +418,29 @@ func (s *Subscription) unsubscribe(ctx context.Context, kind subKind, names []st
 	if s.isClosed() {
 		return ErrClosed
 	}
+	var left []string
 	if len(names) == 0 {
 		for _, mb := range s.members.ofKind(kind) {
 			s.leaveLocked(mb)
+			left = append(left, mb.name)
 		}
-		return nil
-	}
-	for _, name := range names {
-		if mb, _ := s.members.find(kind, name); mb != nil {
-			s.leaveLocked(mb)
+	} else {
+		for _, name := range names {
+			if mb, _ := s.members.find(kind, name); mb != nil {
+				s.leaveLocked(mb)
+				left = append(left, name)
+			}
 		}
 	}
+	s.tellRelay(kind, left)
 	return nil
+}
+
+// tellRelay tells the Broker's relay, if any, that s left names of kind.
+func (s *Subscription) tellRelay(kind subKind, left []string) {
+	if r := s.b.cfg.relay; r != nil && len(left) > 0 {
+		r.Leave(kind.messageKind(), left)
+	}
 }
 
 // leaveLocked ends one membership. After the write lock is taken no
@@ -432,8 +479,16 @@ func (s *Subscription) close(err error) bool {
 	}
 	s.mu.Unlock()
 
+	var left [3][]string // by subKind, for the relay
 	for len(s.members.list) > 0 {
-		s.leaveLocked(s.members.list[len(s.members.list)-1])
+		mb := s.members.list[len(s.members.list)-1]
+		s.leaveLocked(mb)
+		if s.b.cfg.relay != nil {
+			left[mb.kind] = append(left[mb.kind], mb.name)
+		}
+	}
+	for kind, names := range left {
+		s.tellRelay(subKind(kind), names)
 	}
 	// Fast-path publishers were waited for as each membership left its
 	// index; checked-path ones see closed under mu; Block waiters have been
