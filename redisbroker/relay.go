@@ -1,0 +1,310 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopherpubsub/pubsub"
+	"github.com/redis/go-redis/v9"
+)
+
+// relay is the Broker's pubsub.Relay: it counts the local subscriptions of
+// every channel, pattern and shard channel, subscribes on Redis when the
+// first one arrives and unsubscribes when the last one leaves, and hands
+// what Redis sends to the local fan-out.
+//
+// All the bookkeeping is under mu, and no network call is made under it:
+// commands are queued, in the order decided under mu, to the writer of
+// their upstream connection. That order is what makes a subscribe racing
+// the last leaver's unsubscribe safe: Redis sees UNSUBSCRIBE, then
+// SUBSCRIBE, and the name stays subscribed.
+type relay struct {
+	b      *Broker
+	ctx    context.Context // ends at Close: stops loops and waits
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // guards everything below
+	closed  bool
+	entries map[key]*entry
+	ups     map[string]*upstream // by upstreamKey
+	figures Stats
+}
+
+type key struct {
+	kind pubsub.Kind
+	name string
+}
+
+// entry is one name held by at least one local subscription.
+type entry struct {
+	key   key
+	refs  int           // local subscriptions holding it
+	up    *upstream     // where it is subscribed; nil while being rerouted
+	ready chan struct{} // closed once Redis confirmed it, or it failed
+	err   error         // why it failed, set before ready closes
+	done  bool          // ready is closed
+}
+
+func newRelay(b *Broker) *relay {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &relay{b: b, ctx: ctx, cancel: cancel, entries: make(map[key]*entry), ups: make(map[string]*upstream)}
+}
+
+// Join implements pubsub.Relay: it takes a reference on every name, places
+// the new ones on their upstream connection, and waits until Redis has
+// confirmed them all.
+func (r *relay) Join(ctx context.Context, kind pubsub.Kind, names []string) error {
+	held := make([]*entry, 0, len(names))
+	var fresh []*entry
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return pubsub.ErrClosed
+	}
+	for _, name := range names {
+		k := key{kind, name}
+		e := r.entries[k]
+		if e == nil {
+			e = &entry{key: k, ready: make(chan struct{})}
+			r.entries[k] = e
+			fresh = append(fresh, e)
+		}
+		e.refs++
+		held = append(held, e)
+	}
+	r.placeLocked(fresh)
+	r.mu.Unlock()
+
+	for _, e := range held {
+		select {
+		case <-e.ready:
+			if e.err == nil {
+				continue
+			}
+			r.release(held)
+			return e.err
+		case <-ctx.Done():
+			r.release(held)
+			return ctx.Err()
+		case <-r.ctx.Done():
+			r.release(held)
+			return pubsub.ErrClosed
+		}
+	}
+	return nil
+}
+
+// Leave implements pubsub.Relay.
+func (r *relay) Leave(kind pubsub.Kind, names []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, name := range names {
+		if e := r.entries[key{kind, name}]; e != nil {
+			r.dropRefLocked(e)
+		}
+	}
+}
+
+// release gives back the references a failed Join took.
+func (r *relay) release(held []*entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range held {
+		r.dropRefLocked(e)
+	}
+}
+
+func (r *relay) dropRefLocked(e *entry) {
+	e.refs--
+	if e.refs > 0 {
+		return
+	}
+	if r.entries[e.key] == e {
+		delete(r.entries, e.key)
+	}
+	if e.up != nil && !r.closed {
+		e.up.unsubscribeLocked(e.key)
+	}
+	e.up = nil
+}
+
+// placeLocked subscribes new entries on the connection for their kind:
+// one for channels, one for patterns and one for shard channels, because
+// go-redis does not say which kind a message is (an smessage looks like a
+// message, and so does a pmessage of the empty pattern). In a cluster a
+// shard channel goes to its slot's owner instead (routeLaterLocked).
+func (r *relay) placeLocked(fresh []*entry) {
+	if len(fresh) == 0 {
+		return
+	}
+	kind := fresh[0].key.kind
+	if kind == pubsub.KindSMessage && r.b.cluster != nil {
+		for _, e := range fresh {
+			r.routeLaterLocked(e, "")
+		}
+		return
+	}
+	u := r.upstreamLocked(roleOf(kind), "", nil)
+	for _, e := range fresh {
+		e.up = u
+	}
+	u.subscribeLocked(fresh)
+}
+
+func roleOf(kind pubsub.Kind) string {
+	switch kind {
+	case pubsub.KindPMessage:
+		return rolePattern
+	case pubsub.KindSMessage:
+		return roleShard
+	}
+	return roleChannel
+}
+
+// confirm marks e live.
+func (r *relay) confirmLocked(e *entry) {
+	if !e.done {
+		e.done = true
+		close(e.ready)
+	}
+}
+
+// failLocked ends e's wait with err and forgets it, so that the next Join
+// of the name starts afresh.
+func (r *relay) failLocked(e *entry, err error) {
+	if e.done {
+		return
+	}
+	e.err = err
+	r.confirmLocked(e)
+	if r.entries[e.key] == e {
+		delete(r.entries, e.key)
+	}
+	if e.up != nil {
+		e.up.unsubscribeLocked(e.key)
+		e.up = nil
+	}
+}
+
+func (r *relay) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// close marks the relay closed; it reports false if it already was.
+func (r *relay) close() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.closed = true
+	return true
+}
+
+// stop ends every upstream connection and waits for their goroutines.
+func (r *relay) stop() {
+	r.cancel()
+	r.mu.Lock()
+	ups := make([]*upstream, 0, len(r.ups))
+	for _, u := range r.ups {
+		ups = append(ups, u)
+	}
+	r.mu.Unlock()
+	for _, u := range ups {
+		_ = u.ps.Close()
+	}
+	r.wg.Wait()
+}
+
+func (r *relay) stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.figures
+}
+
+// reportGap tells the local subscriptions of the names that messages may
+// have been lost.
+func (r *relay) reportGap(names map[pubsub.Kind][]string) {
+	for kind, ns := range names {
+		r.b.local.ReportGap(kind, ns...)
+	}
+}
+
+// upstream roles: the kind of names a connection carries.
+const (
+	roleChannel = "channels"
+	rolePattern = "patterns"
+	roleShard   = "shard channels" // one connection per node in a cluster
+)
+
+// upstreamLocked returns the upstream connection of role, starting it if
+// needed: for a cluster node's shard channels, node is that node's client
+// and addr its address.
+func (r *relay) upstreamLocked(role, addr string, node *redis.Client) *upstream {
+	id := role + "@" + addr
+	if u := r.ups[id]; u != nil {
+		return u
+	}
+	u := &upstream{r: r, id: id, role: role, addr: addr, wake: make(chan struct{}, 1)}
+	ctx := r.ctx
+	switch {
+	case node != nil:
+		u.ps = node.SSubscribe(ctx)
+	case role == roleShard:
+		u.ps = r.b.client.SSubscribe(ctx)
+	default:
+		u.ps = r.b.client.Subscribe(ctx)
+	}
+	r.ups[id] = u
+	r.wg.Add(2)
+	go u.receive()
+	go u.write()
+	return u
+}
+
+// isMoved reports whether err is Redis Cluster telling that a slot is
+// elsewhere or not served right now: worth routing again, not failing.
+func isMoved(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff returns the wait before retry number attempt (from 0).
+func backoff(attempt int) time.Duration {
+	if attempt == 0 {
+		return 0
+	}
+	d := 10 * time.Millisecond << min(attempt-1, 7)
+	return min(d, time.Second)
+}
+
+// sleep waits d or until the relay stops; it reports whether to go on.
+func (r *relay) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return r.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+func isRedisError(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr)
+}
