@@ -95,12 +95,24 @@ func clusterEnabled(info string) bool {
 // subscriptions of one Broker share one connection, so they count once
 // for the channel and once per matching pattern, however many hold them.
 // In a cluster only the clients of the node that received the PUBLISH are
-// counted (see the package documentation).
+// counted: the node that owns the channel's name as a key's slot, which
+// keeps the messages of one publisher to one channel in order.
 func (b *Broker) Publish(ctx context.Context, channel, payload string) (int, error) {
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	n, err := b.client.Publish(ctx, channel, payload).Result()
+	var c redis.Cmdable = b.client
+	if b.cluster != nil {
+		// Any node accepts a PUBLISH; always using the node of the
+		// channel's slot keeps one publisher's messages to a channel in
+		// order, since one node forwards them over one cluster link.
+		node, err := b.cluster.MasterForKey(ctx, channel)
+		if err != nil {
+			return 0, wrap(err)
+		}
+		c = node
+	}
+	n, err := c.Publish(ctx, channel, payload).Result()
 	return int(n), wrap(err)
 }
 

@@ -18,46 +18,111 @@ import (
 // fails, so that CI can never pass without the differential tests.
 func Start(t testing.TB, extraArgs ...string) string {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		msg := "redis-server not found on PATH: install it (Debian: apt-get install redis-server) to run this differential test"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
-		}
-		t.Skip(msg)
-	}
+	return StartServer(t, extraArgs...).Addr
+}
+
+// Server is a redis-server process run by a test.
+type Server struct {
+	Addr string
+	Port int
+
+	t    testing.TB
+	path string
+	args []string
+	cmd  *exec.Cmd
+	out  *strings.Builder
+}
+
+// StartServer is Start, returning the process so that a test can kill and
+// restart it.
+func StartServer(t testing.TB, extraArgs ...string) *Server {
+	t.Helper()
+	path := need(t, "redis-server")
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
 		if err != nil {
 			t.Fatalf("finding a free port: %v", err)
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		args := append([]string{
+		s, err := startAt(t, path, port, extraArgs)
+		if err != nil {
+			lastErr = err
+			continue // most likely the port was taken in between
+		}
+		return s
+	}
+	t.Fatalf("redis-server did not start: %v", lastErr)
+	return nil
+}
+
+// need returns the path of a Redis program, or skips (fails under CI).
+func need(t testing.TB, program string) string {
+	t.Helper()
+	path, err := exec.LookPath(program)
+	if err != nil {
+		msg := program + " not found on PATH: install it (Debian: apt-get install redis-server redis-tools) to run this test against real Redis"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
+		}
+		t.Skip(msg)
+	}
+	return path
+}
+
+func startAt(t testing.TB, path string, port int, extraArgs []string) (*Server, error) {
+	s := &Server{
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, t: t, path: path,
+		args: append([]string{
 			"--port", fmt.Sprint(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--daemonize", "no",
 			"--dir", t.TempDir(), "--logfile", "",
-		}, extraArgs...)
-		cmd := exec.Command(path, args...)
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting redis-server: %v", err)
-		}
-		if err := waitReady(addr, 10*time.Second); err != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			lastErr = fmt.Errorf("%v; output:\n%s", err, out.String())
-			continue // most likely the port was taken in between
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-		return addr
+		}, extraArgs...),
 	}
-	t.Fatalf("redis-server did not start: %v", lastErr)
-	return ""
+	if err := s.run(); err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.Kill)
+	return s, nil
+}
+
+func (s *Server) run() error {
+	s.cmd = exec.Command(s.path, s.args...)
+	s.out = new(strings.Builder)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("starting redis-server: %w", err)
+	}
+	if err := waitReady(s.Addr, 10*time.Second); err != nil {
+		s.Kill()
+		return fmt.Errorf("%v; output:\n%s", err, s.out.String())
+	}
+	return nil
+}
+
+// Kill stops the server with SIGKILL, as a crash would, and waits for it.
+// Killing a stopped server does nothing.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port, with the same
+// arguments and an empty dataset.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = s.run(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // the port may linger briefly
+	}
+	s.t.Fatalf("restarting redis-server on %s: %v", s.Addr, err)
 }
 
 func freePort() (int, error) {

@@ -1,0 +1,100 @@
+package redistest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopherpubsub/pubsub/internal/resp"
+)
+
+// Cluster is a Redis Cluster of masters only, run by a test on loopback.
+type Cluster struct {
+	Nodes []*Server
+	Addrs []string
+}
+
+// StartCluster runs n redis-server processes in cluster mode and joins
+// them with redis-cli --cluster create, which spreads the 16384 slots
+// evenly. It returns once every node reports cluster_state:ok. It skips
+// (fails under CI) as Start does when redis-server or redis-cli is missing.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	server := need(t, "redis-server")
+	cli := need(t, "redis-cli")
+	c := &Cluster{}
+	for len(c.Nodes) < n {
+		port := clusterPort()
+		dir := t.TempDir()
+		s, err := startAt(t, server, port, []string{
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", dir + "/nodes.conf",
+			"--cluster-node-timeout", "2000",
+		})
+		if err != nil {
+			continue
+		}
+		c.Nodes = append(c.Nodes, s)
+		c.Addrs = append(c.Addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.Command(cli, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, addr := range c.Addrs {
+		for !clusterOK(t, addr, n) {
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster not ok at %s after 30s", addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// clusterPort returns a port p such that p and its cluster bus port
+// p+10000 are both free.
+func clusterPort() int {
+	for {
+		p := 20000 + rand.IntN(20000)
+		if free(p) && free(p+10000) {
+			return p
+		}
+	}
+}
+
+func free(port int) bool {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+func clusterOK(t testing.TB, addr string, n int) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write(resp.AppendCommand(nil, "CLUSTER", "INFO")); err != nil {
+		return false
+	}
+	v, err := resp.NewReader(c).ReadValue()
+	if err != nil {
+		return false
+	}
+	info := v.Str
+	return strings.Contains(info, "cluster_state:ok") &&
+		strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", n)) &&
+		strings.Contains(info, "cluster_slots_ok:16384")
+}
