@@ -44,9 +44,11 @@ func New(client redis.UniversalClient, opts ...pubsub.Option) (*Broker, error) {
 	}
 	b.r = newRelay(b)
 	b.local = pubsub.New(append(opts, pubsub.WithRelay(b.r))...)
-	if _, err := b.local.NewSubscription(); err != nil {
+	probe, err := b.local.NewSubscription()
+	if err != nil {
 		return nil, err // an invalid option
 	}
+	_ = probe.Close()
 	return b, nil
 }
 

@@ -1,0 +1,187 @@
+package redisbroker_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopherpubsub/pubsub"
+	"github.com/gopherpubsub/pubsub/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// publishLoop publishes "0", "1", ... to channel every interval until ctx
+// ends, and records, per sequence number, the count Redis replied
+// (-1: the publish failed).
+type publishLoop struct {
+	mu      sync.Mutex
+	replies []int
+	done    chan struct{}
+}
+
+func startPublishing(ctx context.Context, publish func(ctx context.Context, payload string) (int64, error), interval time.Duration) *publishLoop {
+	p := &publishLoop{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for i := 0; ctx.Err() == nil; i++ {
+			n, err := publish(ctx, strconv.Itoa(i))
+			p.mu.Lock()
+			if err != nil {
+				n = -1
+			}
+			p.replies = append(p.replies, int(n))
+			p.mu.Unlock()
+			select {
+			case <-time.After(interval):
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return p
+}
+
+func (p *publishLoop) sent() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.replies)
+}
+
+// receiveSeq reads messages of sub until one numbered at least until
+// arrives, checking that numbers only increase, and returns them.
+func receiveSeq(t *testing.T, sub *pubsub.Subscription, from, until int, seen map[int]bool) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	last := from
+	for last < until {
+		m, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatalf("waiting for message %d (last %d): %v", until, last, err)
+		}
+		n, err := strconv.Atoi(m.Payload)
+		if err != nil {
+			t.Fatalf("payload %q", m.Payload)
+		}
+		if n <= last && last >= 0 {
+			t.Fatalf("message %d after %d: duplicate or out of order", n, last)
+		}
+		seen[n] = true
+		last = n
+	}
+	return last
+}
+
+// Redis is killed and restarted while a publisher runs: the subscription
+// survives, learns of the gap, gets every message after the resubscription,
+// and nothing leaks.
+func TestRedisRestartMidStream(t *testing.T) {
+	srv := redistest.StartServer(t)
+	b := newBroker(t, redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1}), pubsub.WithBufferSize(10000))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sub, err := b.Subscribe(ctx, "stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	psub, err := b.PSubscribe(ctx, "str*")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	publisher := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	defer publisher.Close()
+	pubCtx, stopPublishing := context.WithCancel(ctx)
+	loop := startPublishing(pubCtx, func(ctx context.Context, payload string) (int64, error) {
+		return publisher.Publish(ctx, "stream", payload).Result()
+	}, time.Millisecond)
+
+	seen := make(map[int]bool)
+	last := receiveSeq(t, sub, -1, 200, seen)
+	srv.Kill()
+	killedAt := loop.sent()
+	time.Sleep(300 * time.Millisecond)
+	srv.Restart()
+	restarted := time.Now()
+	// Every message after the restart that Redis counted reaches us.
+	last = receiveSeq(t, sub, last, killedAt+100, seen)
+	firstAfter := time.Since(restarted)
+	last = receiveSeq(t, sub, last, loop.sent()+200, seen)
+	stopPublishing()
+	<-loop.done
+
+	if g := sub.Stats().Gaps; g == 0 {
+		t.Error("the channel subscription was not told of the gap")
+	}
+	if g := psub.Stats().Gaps; g == 0 {
+		t.Error("the pattern subscription was not told of the gap")
+	}
+	st := b.Stats()
+	if st.Disconnects == 0 || st.Resubscribes == 0 {
+		t.Errorf("stats %+v: want a disconnect and a resubscription", st)
+	}
+	// A message Redis counted as received by us and that never arrived is
+	// lost; one published while we were not subscribed (count 0) or
+	// refused (Redis down) is the gap that was reported.
+	loop.mu.Lock()
+	replies := loop.replies[:last+1]
+	loop.mu.Unlock()
+	lost, unsubscribed, refused := 0, 0, 0
+	for i, n := range replies {
+		switch {
+		case n < 0:
+			refused++
+		case n == 0:
+			unsubscribed++
+		case !seen[i]:
+			lost++
+		}
+	}
+	t.Logf("published %d: %d received, %d refused while Redis was down, %d accepted while nobody was subscribed, %d lost after Redis counted us; "+
+		"gaps reported: channel %d, pattern %d; resubscribed %v after the loss was seen (300 ms of it Redis was down), first message %v after the restart",
+		len(replies), len(seen), refused, unsubscribed, lost, sub.Stats().Gaps, psub.Stats().Gaps, st.LastResubscribe, firstAfter.Round(time.Millisecond))
+	if lost > 0 {
+		t.Errorf("%d messages that Redis delivered to us were lost", lost)
+	}
+
+	closed := time.Now()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(closed); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+}
+
+// While Redis is down, Subscribe waits for it until its context ends, and
+// Close does not wait for Redis.
+func TestRedisDownSubscribeWaitsAndCloseIsPrompt(t *testing.T) {
+	srv := redistest.StartServer(t)
+	b := newBroker(t, redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond}))
+	ctx := context.Background()
+	sub, err := b.Subscribe(ctx, "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := b.Subscribe(short, "down"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Subscribe while Redis is down: %v, want DeadlineExceeded", err)
+	}
+	if st := b.Stats().Local; st.Channels != 1 || st.Subscriptions != 1 {
+		t.Errorf("a failed Subscribe left local state: %+v", st)
+	}
+	closed := time.Now()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(closed); d > 2*time.Second {
+		t.Errorf("Close took %v with Redis down", d)
+	}
+	if _, ok := <-sub.Channel(); ok {
+		t.Error("subscription still open after Close")
+	}
+}
