@@ -185,3 +185,117 @@ func TestRedisDownSubscribeWaitsAndCloseIsPrompt(t *testing.T) {
 		t.Error("subscription still open after Close")
 	}
 }
+
+// A slot is migrated while a shard subscriber listens: the old owner
+// unsubscribes us, the Broker reports the gap, subscribes on the new owner
+// and delivery resumes.
+func TestShardChannelFollowsItsSlot(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	b := newBroker(t, cc, pubsub.WithBufferSize(10000))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const channel = "moving{slot}"
+	sub, err := b.SSubscribe(ctx, channel, "staying{a}", "staying{b}")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	publisher := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	defer publisher.Close()
+	pubCtx, stopPublishing := context.WithCancel(ctx)
+	loop := startPublishing(pubCtx, func(ctx context.Context, payload string) (int64, error) {
+		return publisher.SPublish(ctx, channel, payload).Result()
+	}, time.Millisecond)
+	defer func() { stopPublishing(); <-loop.done }()
+
+	seen := make(map[int]bool)
+	last := receiveSeq(t, sub, -1, 100, seen)
+
+	from, to := migrateSlotOf(t, ctx, cc, c, channel)
+	movedAt := loop.sent()
+	moved := time.Now()
+	last = receiveSeq(t, sub, last, movedAt+100, seen)
+	resumed := time.Since(moved)
+	stopPublishing()
+	<-loop.done
+
+	st := b.Stats()
+	if st.SlotMoves == 0 {
+		t.Errorf("stats %+v: want a slot move", st)
+	}
+	if sub.Stats().Gaps == 0 {
+		t.Error("the subscription was not told of the gap")
+	}
+	missed := 0
+	for i := 0; i <= last; i++ {
+		if !seen[i] {
+			missed++
+		}
+	}
+	t.Logf("slot of %q moved from %s to %s; delivery resumed on the new owner within %v; %d of %d messages missed around the move, gap reported %d time(s)",
+		channel, from, to, resumed.Round(time.Millisecond), missed, last+1, sub.Stats().Gaps)
+
+	// The other shard channels of the same subscription still work.
+	for _, ch := range []string{"staying{a}", "staying{b}"} {
+		if _, err := b.SPublish(ctx, ch, "still"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for got := 0; got < 2; {
+		m, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Payload == "still" {
+			got++
+		}
+	}
+}
+
+// migrateSlotOf moves the slot of key to another master, as
+// redis-cli --cluster reshard does for an empty slot, and returns the
+// addresses of the old and new owner.
+func migrateSlotOf(t *testing.T, ctx context.Context, cc *redis.ClusterClient, c *redistest.Cluster, key string) (from, to string) {
+	t.Helper()
+	slot, err := cc.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from = owner.Options().Addr
+	ids := make(map[string]string)
+	clients := make(map[string]*redis.Client)
+	for _, addr := range c.Addrs {
+		cl := redis.NewClient(&redis.Options{Addr: addr})
+		defer cl.Close()
+		clients[addr] = cl
+		id, err := cl.ClusterMyID(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[addr] = id
+		if addr != from && to == "" {
+			to = addr
+		}
+	}
+	must := func(addr string, args ...any) {
+		if err := clients[addr].Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%s %v: %v", addr, args, err)
+		}
+	}
+	must(to, "cluster", "setslot", slot, "importing", ids[from])
+	must(from, "cluster", "setslot", slot, "migrating", ids[to])
+	for _, addr := range []string{to, from} {
+		must(addr, "cluster", "setslot", slot, "node", ids[to])
+	}
+	for _, addr := range c.Addrs {
+		if addr != to && addr != from {
+			must(addr, "cluster", "setslot", slot, "node", ids[to])
+		}
+	}
+	return from, to
+}
