@@ -1,0 +1,21 @@
+module github.com/gopherpubsub/pubsub/examples/crossprocess
+
+go 1.26.0
+
+require (
+	github.com/gopherpubsub/pubsub v0.0.0-00010101000000-000000000000
+	github.com/gopherpubsub/pubsub/redisbroker v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/gobwas/glob v1.1.0 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
+
+replace (
+	github.com/gopherpubsub/pubsub => ../../
+	github.com/gopherpubsub/pubsub/redisbroker => ../../redisbroker
+)
