@@ -256,7 +256,9 @@ func (s *suite) receiveN(sub *pubsub.Subscription, n int) []pubsub.Message {
 // sameMessages compares as multisets: Redis orders the pmessages of one
 // publish by its hash table.
 func sameMessages(got, want []pubsub.Message) bool {
-	key := func(m pubsub.Message) string { return fmt.Sprintf("%d\x00%s\x00%s\x00%s", m.Kind, m.Pattern, m.Channel, m.Payload) }
+	key := func(m pubsub.Message) string {
+		return fmt.Sprintf("%d\x00%s\x00%s\x00%s", m.Kind, m.Pattern, m.Channel, m.Payload)
+	}
 	g, w := make([]string, len(got)), make([]string, len(want))
 	for i, m := range got {
 		g[i] = key(m)
