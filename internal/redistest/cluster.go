@@ -49,7 +49,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, addr := range c.Addrs {
-		for !clusterOK(t, addr, n) {
+		for !clusterOK(addr, n) {
 			if time.Now().After(deadline) {
 				t.Fatalf("cluster not ok at %s after 30s", addr)
 			}
@@ -79,7 +79,7 @@ func free(port int) bool {
 	return true
 }
 
-func clusterOK(t testing.TB, addr string, n int) bool {
+func clusterOK(addr string, n int) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false
