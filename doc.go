@@ -78,6 +78,18 @@
 // pattern index lock or Subscription.mu; no two of the last three are ever
 // held together. Broker.mu is taken alone.
 //
+// # Beyond one process
+//
+// [Engine] is the interface this Broker shares with the Redis-backed
+// broker of the module github.com/gopherpubsub/pubsub/redisbroker, so a
+// program moves to Redis or Redis Cluster by changing its constructor.
+// That broker uses a Broker made with [WithRelay] as its local fan-out:
+// the [Relay] learns which names the process needs, and hands what Redis
+// sends back through [Broker.Deliver]; [Broker.ReportGap] tells
+// subscriptions when messages may have been lost on the way
+// ([SubscriptionStats].Gaps). Package pubsubtest is the conformance suite
+// both pass.
+//
 // # Memory
 //
 // A Go channel's buffer is allocated in full up front: a subscription of

@@ -365,13 +365,18 @@ func (s *Subscription) subscribe(ctx context.Context, op string, kind subKind, n
 	if s.isClosed() {
 		return ErrClosed
 	}
-	fresh := s.unheld(kind, names)
-	if r := s.b.cfg.relay; r != nil && len(fresh) > 0 {
-		if err := r.Join(ctx, kind.messageKind(), fresh); err != nil {
-			return err
+	if r := s.b.cfg.relay; r != nil {
+		names = s.unheld(kind, names)
+		if len(names) > 0 {
+			if err := r.Join(ctx, kind.messageKind(), names); err != nil {
+				return err
+			}
 		}
 	}
-	for _, name := range fresh {
+	for _, name := range names {
+		if mb, _ := s.members.find(kind, name); mb != nil {
+			continue // held already, or named twice
+		}
 		mb := &member{s: s, name: name, kind: kind}
 		s.mu.Lock()
 		s.members.add(mb)
@@ -418,17 +423,22 @@ func (s *Subscription) unsubscribe(ctx context.Context, kind subKind, names []st
 	if s.isClosed() {
 		return ErrClosed
 	}
-	var left []string
+	var left []string // for the relay, if any
+	relayed := s.b.cfg.relay != nil
 	if len(names) == 0 {
 		for _, mb := range s.members.ofKind(kind) {
 			s.leaveLocked(mb)
-			left = append(left, mb.name)
+			if relayed {
+				left = append(left, mb.name)
+			}
 		}
 	} else {
 		for _, name := range names {
 			if mb, _ := s.members.find(kind, name); mb != nil {
 				s.leaveLocked(mb)
-				left = append(left, name)
+				if relayed {
+					left = append(left, name)
+				}
 			}
 		}
 	}
