@@ -323,22 +323,19 @@ func (s *suite) numPatCountsUniquePatterns() {
 	s.must(err, "NumPat")
 	a := s.subscribe(pubsub.KindPMessage, s.n("x*"), s.n("y*"))
 	b := s.subscribe(pubsub.KindPMessage, s.n("x*"))
-	s.eventually("NumPat after two unique patterns", func() (bool, string) {
-		n, err := s.e.NumPat(s.ctx())
-		s.must(err, "NumPat")
-		return n == before+2, fmt.Sprintf("%d, want %d", n, before+2)
-	})
+	s.waitNumPat("after two unique patterns", before+2)
 	s.must(a.Close(), "Close")
-	s.eventually("NumPat after the only holder of y* left", func() (bool, string) {
-		n, err := s.e.NumPat(s.ctx())
-		s.must(err, "NumPat")
-		return n == before+1, fmt.Sprintf("%d, want %d", n, before+1)
-	})
+	s.waitNumPat("after the only holder of y* left", before+1)
 	s.must(b.PUnsubscribe(s.ctx()), "PUnsubscribe()")
-	s.eventually("NumPat after PUnsubscribe()", func() (bool, string) {
+	s.waitNumPat("after PUnsubscribe()", before)
+}
+
+func (s *suite) waitNumPat(when string, want int) {
+	s.t.Helper()
+	s.eventually("NumPat "+when, func() (bool, string) {
 		n, err := s.e.NumPat(s.ctx())
 		s.must(err, "NumPat")
-		return n == before, fmt.Sprintf("%d, want %d", n, before)
+		return n == want, fmt.Sprintf("%d, want %d", n, want)
 	})
 }
 
