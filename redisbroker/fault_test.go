@@ -128,22 +128,31 @@ func TestRedisRestartMidStream(t *testing.T) {
 	loop.mu.Lock()
 	replies := loop.replies[:last+1]
 	loop.mu.Unlock()
-	lost, unsubscribed, refused := 0, 0, 0
+	// A message published before the kill may have been counted and still
+	// sitting in the dead Redis's output buffer: that loss is what the gap
+	// reports. After the kill, a message the new Redis counted as received
+	// by us must arrive.
+	lostAtKill, lostAfter, unsubscribed, refused := 0, 0, 0, 0
 	for i, n := range replies {
 		switch {
 		case n < 0:
 			refused++
 		case n == 0:
 			unsubscribed++
-		case !seen[i]:
-			lost++
+		case seen[i]:
+		case i < killedAt:
+			lostAtKill++
+		default:
+			lostAfter++
 		}
 	}
-	t.Logf("published %d: %d received, %d refused while Redis was down, %d accepted while nobody was subscribed, %d lost after Redis counted us; "+
+	t.Logf("published %d: %d received, %d refused while Redis was down, %d accepted while nobody was subscribed, "+
+		"%d counted by the killed Redis and never sent, %d lost after the restart; "+
 		"gaps reported: channel %d, pattern %d; resubscribed %v after the loss was seen (300 ms of it Redis was down), first message %v after the restart",
-		len(replies), len(seen), refused, unsubscribed, lost, sub.Stats().Gaps, psub.Stats().Gaps, st.LastResubscribe, firstAfter.Round(time.Millisecond))
-	if lost > 0 {
-		t.Errorf("%d messages that Redis delivered to us were lost", lost)
+		len(replies), len(seen), refused, unsubscribed, lostAtKill, lostAfter,
+		sub.Stats().Gaps, psub.Stats().Gaps, st.LastResubscribe, firstAfter.Round(time.Millisecond))
+	if lostAfter > 0 {
+		t.Errorf("%d messages that the restarted Redis counted as delivered to us were lost", lostAfter)
 	}
 
 	closed := time.Now()

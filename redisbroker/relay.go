@@ -280,13 +280,15 @@ func isMoved(err error) bool {
 	return false
 }
 
-// backoff returns the wait before retry number attempt (from 0).
+// backoff returns the wait before retry number attempt (from 0): it
+// doubles from 10 ms up to 250 ms, so that a Redis back after a restart is
+// found within a quarter of a second, at four dials a second at most.
 func backoff(attempt int) time.Duration {
 	if attempt == 0 {
 		return 0
 	}
-	d := 10 * time.Millisecond << min(attempt-1, 7)
-	return min(d, time.Second)
+	d := 10 * time.Millisecond << min(attempt-1, 5)
+	return min(d, 250*time.Millisecond)
 }
 
 // sleep waits d or until the relay stops; it reports whether to go on.
