@@ -63,7 +63,7 @@ func (b *Broker) Deliver(ctx context.Context, m Message) (int, error) {
 	var t tally
 	var buf [4]deferredDelivery
 	var deferred []deferredDelivery
-	sh, _ := b.channels.shard(m.Channel)
+	var sh *topicShard // where the publish is counted
 	switch m.Kind {
 	case KindMessage:
 		m.Pattern = ""
@@ -72,6 +72,7 @@ func (b *Broker) Deliver(ctx context.Context, m Message) (int, error) {
 		m.Pattern = ""
 		sh, deferred = b.shardChannels.deliver(m.Channel, &t, m, buf[:0])
 	case KindPMessage:
+		sh, _ = b.channels.shard(m.Channel)
 		deferred = b.patterns.deliverTo(m.Pattern, &t, m, buf[:0])
 	default:
 		return 0, fmt.Errorf("%w: Deliver of a message of kind %v", ErrInvalidOption, m.Kind)

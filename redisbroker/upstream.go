@@ -185,18 +185,7 @@ func (r *relay) answered(u *upstream, m *redis.Subscription) {
 	r.mu.Lock()
 	c, i := u.matchLocked(subscribe, k)
 	if !subscribe {
-		moved := c == nil && u.addr != "" && kind == pubsub.KindSMessage
-		var e *entry
-		if moved {
-			e = r.entries[k]
-			moved = e != nil && e.up == u
-		}
-		if moved {
-			// Redis Cluster unsubscribed us: the slot moved to another node.
-			r.figures.SlotMoves++
-			e.up = nil
-			r.routeLaterLocked(e, u.addr)
-		}
+		moved := c == nil && r.slotMovedLocked(u, k)
 		r.mu.Unlock()
 		if moved {
 			r.reportGap(map[pubsub.Kind][]string{kind: {k.name}})
@@ -221,6 +210,20 @@ func (r *relay) answered(u *upstream, m *redis.Subscription) {
 		}
 	}
 	r.mu.Unlock()
+}
+
+// slotMovedLocked handles an unsubscribe nobody asked for. On a cluster
+// node's shard connection it means Redis Cluster moved the slot to another
+// node: the name is routed again. It reports whether that was the case.
+func (r *relay) slotMovedLocked(u *upstream, k key) bool {
+	e := r.entries[k]
+	if u.addr == "" || k.kind != pubsub.KindSMessage || e == nil || e.up != u {
+		return false
+	}
+	r.figures.SlotMoves++
+	e.up = nil
+	r.routeLaterLocked(e, u.addr)
+	return true
 }
 
 // matchLocked finds the oldest command in flight of that direction naming
