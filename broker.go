@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -166,6 +167,11 @@ type Broker struct {
 	// closed is read on every Publish without taking mu.
 	closed atomic.Bool
 
+	// spare holds deferral slices for reuse (see tally). A channel rather
+	// than a sync.Pool: its reuse is certain, which the allocation tests
+	// rely on, also under the race detector.
+	spare chan *[]deferredDelivery
+
 	mu sync.Mutex
 	// guards subs
 	subs map[*Subscription]struct{}
@@ -186,6 +192,7 @@ func (b *Broker) init(opts []Option) {
 	b.shardChannels = newTopicIndex()
 	b.patterns = newPatternIndex()
 	b.subs = make(map[*Subscription]struct{})
+	b.spare = make(chan *[]deferredDelivery, 4*runtime.GOMAXPROCS(0))
 }
 
 // ready initializes a zero Broker on first use.
@@ -322,23 +329,19 @@ func (b *Broker) Publish(ctx context.Context, channel, payload string) (int, err
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	var t tally
-	var buf [4]deferredDelivery // deferred work stays on the stack unless it overflows
+	t := tally{spare: b.spare}
 	msg := Message{Kind: KindMessage, Channel: channel, Payload: payload}
-	sh, deferred := b.channels.deliver(channel, &t, msg, buf[:0])
-	t.runDeferred(ctx, deferred)
+	sh := b.channels.deliver(channel, &t, &msg)
+	t.runDeferred(ctx)
 	if b.patterns.len() > 0 {
 		msg.Kind = KindPMessage
-		deferred = buf[:0]
 		b.patterns.forEachMatch(channel, func(members []*member) {
-			for _, mb := range members {
-				msg.Pattern = mb.name
-				if d, ok := t.fast(mb, msg); ok {
-					deferred = append(deferred, d)
-				}
+			if len(members) > 0 {
+				msg.Pattern = members[0].name // all hold the same pattern
+				t.offer(members, &msg)
 			}
 		})
-		t.runDeferred(ctx, deferred)
+		t.runDeferred(ctx)
 	}
 	t.record(sh)
 	return t.receivers, t.err
@@ -351,29 +354,32 @@ func (b *Broker) SPublish(ctx context.Context, shardChannel, payload string) (in
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	var t tally
-	var buf [4]deferredDelivery
-	sh, deferred := b.shardChannels.deliver(shardChannel, &t, Message{Kind: KindSMessage, Channel: shardChannel, Payload: payload}, buf[:0])
-	t.runDeferred(ctx, deferred)
+	t := tally{spare: b.spare}
+	msg := Message{Kind: KindSMessage, Channel: shardChannel, Payload: payload}
+	sh := b.shardChannels.deliver(shardChannel, &t, &msg)
+	t.runDeferred(ctx)
 	t.record(sh)
 	return t.receivers, t.err
 }
 
 // tally delivers one publish and counts its outcome.
 //
-// The fast path runs while the caller holds the read lock of the index the
-// members came from (a channel stripe or the pattern index). Removing a
-// membership takes that index's write lock, so it waits for the delivery
-// under way: once Unsubscribe or Close returns, no fast delivery can reach
-// the subscription, and Close can close the channel. The fast path
-// therefore needs no lock per subscription. What may block or run user
-// code is deferred until the lock is released: func subscriptions, Block
-// waits, drop handlers and Disconnect closes. fast returns that work; the
-// caller keeps it in a slice on its stack (a tally holding it would make
-// it escape to the heap).
+// The fast path, offer, runs while the caller holds the read lock of the
+// index the members came from (a channel stripe or the pattern index).
+// Removing a membership takes that index's write lock, so it waits for the
+// delivery under way: once Unsubscribe or Close returns, no fast delivery
+// can reach the subscription, and Close can close the channel. The fast
+// path therefore needs no lock per subscription. What may block or run
+// user code is deferred until the lock is released: func subscriptions,
+// Block waits, drop handlers and Disconnect closes. The deferred work goes
+// in a slice taken from the Broker's spares on first need, so a publish
+// that defers nothing touches neither the spares nor the heap.
 type tally struct {
 	receivers, delivered, dropped int
 	err                           error
+
+	spare    chan *[]deferredDelivery // the Broker's
+	deferred *[]deferredDelivery      // nil until something is deferred
 }
 
 type deferKind uint8
@@ -385,31 +391,48 @@ const (
 )
 
 type deferredDelivery struct {
-	kind  deferKind
-	mb    *member
-	m     Message
-	extra *Message // a second lost message for the drop handler, rarely
+	kind deferKind
+	mb   *member
+	m    Message
+	// DropOldest, when the new message was lost too: it goes to the drop
+	// handler after the evicted one.
+	extra    Message
+	hasExtra bool
 }
 
-// fast delivers m to mb without blocking, and returns the work it defers,
-// if any. The index lock must be held.
-func (t *tally) fast(mb *member, m Message) (deferredDelivery, bool) {
+// offer queues *m for every one of members whose buffer has room and
+// takes the slow path for the others. The index lock must be held. The
+// loop is here, not in the callers, so that the common case costs one
+// channel send and one counter increment per subscriber and no call.
+func (t *tally) offer(members []*member, m *Message) {
+	for _, mb := range members {
+		if s := mb.s; s.fn == nil {
+			select {
+			case s.ch <- *m:
+				s.noteDelivered()
+				t.receivers++
+				t.delivered++
+				continue
+			default:
+			}
+		}
+		t.full(mb, m)
+	}
+}
+
+// full handles what offer could not queue at once: a func subscription, or
+// a full buffer, for which the overflow policy decides. The index lock
+// must be held.
+func (t *tally) full(mb *member, m *Message) {
 	s := mb.s
 	if s.fn != nil {
-		return deferredDelivery{kind: deferOffer, mb: mb, m: m}, true
-	}
-	select {
-	case s.ch <- m:
-		s.noteDelivered()
-		t.receivers++
-		t.delivered++
-		return deferredDelivery{}, false
-	default:
+		t.later(deferredDelivery{kind: deferOffer, mb: mb, m: *m})
+		return
 	}
 	s.noteFull()
 	switch s.cfg.overflow {
 	case Block:
-		return deferredDelivery{kind: deferOffer, mb: mb, m: m}, true // counted once settled
+		t.later(deferredDelivery{kind: deferOffer, mb: mb, m: *m}) // counted once settled
 	case DropOldest:
 		t.receivers++
 		var evicted Message
@@ -421,7 +444,7 @@ func (t *tally) fast(mb *member, m Message) (deferredDelivery, bool) {
 		}
 		newLost := false
 		select {
-		case s.ch <- m:
+		case s.ch <- *m:
 			s.noteDelivered()
 			t.delivered++
 		default: // other publishers refilled it: the new one is lost too
@@ -430,25 +453,31 @@ func (t *tally) fast(mb *member, m Message) (deferredDelivery, bool) {
 		switch {
 		case haveEvicted && newLost:
 			t.drop(s)
-			d, ok := t.dropLater(s, mb, evicted, deferDropHook)
-			if ok {
-				second := m // rare: only this case allocates
-				d.extra = &second
-			}
-			return d, ok
+			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: evicted, extra: *m, hasExtra: true})
 		case haveEvicted:
-			return t.dropLater(s, mb, evicted, deferDropHook)
+			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: evicted})
 		case newLost:
-			return t.dropLater(s, mb, m, deferDropHook)
+			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: *m})
 		}
-		return deferredDelivery{}, false
 	case Disconnect:
 		t.receivers++
-		return t.dropLater(s, mb, m, deferDisconnect)
+		t.dropLater(s, deferredDelivery{kind: deferDisconnect, mb: mb, m: *m})
 	default: // DropNewest
 		t.receivers++
-		return t.dropLater(s, mb, m, deferDropHook)
+		t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: *m})
 	}
+}
+
+// later defers d until the index lock is released.
+func (t *tally) later(d deferredDelivery) {
+	if t.deferred == nil {
+		select {
+		case t.deferred = <-t.spare:
+		default:
+			t.deferred = new([]deferredDelivery)
+		}
+	}
+	*t.deferred = append(*t.deferred, d)
 }
 
 func (t *tally) drop(s *Subscription) {
@@ -457,31 +486,41 @@ func (t *tally) drop(s *Subscription) {
 }
 
 // dropLater counts a lost message and defers what must follow.
-func (t *tally) dropLater(s *Subscription, mb *member, m Message, then deferKind) (deferredDelivery, bool) {
+func (t *tally) dropLater(s *Subscription, d deferredDelivery) {
 	t.drop(s)
-	if then == deferDisconnect || s.cfg.onDrop != nil {
-		return deferredDelivery{kind: then, mb: mb, m: m}, true
+	if d.kind == deferDisconnect || s.cfg.onDrop != nil {
+		t.later(d)
 	}
-	return deferredDelivery{}, false
 }
 
-// runDeferred performs the deferred work, with no lock held.
-func (t *tally) runDeferred(ctx context.Context, deferred []deferredDelivery) {
-	for _, d := range deferred {
+// runDeferred performs the deferred work, with no lock held, and returns
+// the slice to the spares.
+func (t *tally) runDeferred(ctx context.Context) {
+	if t.deferred == nil {
+		return
+	}
+	for _, d := range *t.deferred {
 		s := d.mb.s
 		switch d.kind {
 		case deferOffer:
 			t.offerOne(ctx, d.mb, d.m)
 		case deferDropHook:
 			s.dropHook(d.m)
-			if d.extra != nil {
-				s.dropHook(*d.extra)
+			if d.hasExtra {
+				s.dropHook(d.extra)
 			}
 		case deferDisconnect:
 			s.dropHook(d.m)
 			s.close(fmt.Errorf("%w: buffer of %d messages full: %w", ErrSlowConsumer, cap(s.ch), ErrClosed))
 		}
 	}
+	clear(*t.deferred) // let the messages' payloads go
+	*t.deferred = (*t.deferred)[:0]
+	select {
+	case t.spare <- t.deferred:
+	default: // enough spares already
+	}
+	t.deferred = nil
 }
 
 func (t *tally) offerOne(ctx context.Context, mb *member, m Message) {

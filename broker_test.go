@@ -744,6 +744,20 @@ func TestPublishAllocatesNothing(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, s.Subscribe(ctx, "news"))
 		}},
+		{"100 func subscriptions", func(t *testing.T, b *Broker) {
+			for range 100 {
+				s, err := b.NewSubscriptionFunc(func(Message) {})
+				require.NoError(t, err)
+				require.NoError(t, s.Subscribe(ctx, "news"))
+			}
+		}},
+		{"full buffers with a drop handler", func(t *testing.T, b *Broker) {
+			for range 10 {
+				s, err := b.NewSubscription(WithBufferSize(0), WithDropHandler(func(*Subscription, Message) {}))
+				require.NoError(t, err)
+				require.NoError(t, s.Subscribe(ctx, "news"))
+			}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

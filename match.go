@@ -632,17 +632,12 @@ func (x *patternIndex) len() int {
 
 // deliverTo delivers m to the subscribers of the pattern itself, matching
 // nothing (see Broker.Deliver), under the index's read lock as Publish does.
-func (x *patternIndex) deliverTo(pattern string, t *tally, m Message, deferred []deferredDelivery) []deferredDelivery {
+func (x *patternIndex) deliverTo(pattern string, t *tally, m *Message) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if e := x.entries[pattern]; e != nil {
-		for _, mb := range e.members {
-			if d, ok := t.fast(mb, m); ok {
-				deferred = append(deferred, d)
-			}
-		}
+		t.offer(e.members, m)
 	}
-	return deferred
 }
 
 // withMembers calls visit with the subscribers of the pattern itself.

@@ -60,24 +60,22 @@ func (b *Broker) Deliver(ctx context.Context, m Message) (int, error) {
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	var t tally
-	var buf [4]deferredDelivery
-	var deferred []deferredDelivery
+	t := tally{spare: b.spare}
 	var sh *topicShard // where the publish is counted
 	switch m.Kind {
 	case KindMessage:
 		m.Pattern = ""
-		sh, deferred = b.channels.deliver(m.Channel, &t, m, buf[:0])
+		sh = b.channels.deliver(m.Channel, &t, &m)
 	case KindSMessage:
 		m.Pattern = ""
-		sh, deferred = b.shardChannels.deliver(m.Channel, &t, m, buf[:0])
+		sh = b.shardChannels.deliver(m.Channel, &t, &m)
 	case KindPMessage:
 		sh, _ = b.channels.shard(m.Channel)
-		deferred = b.patterns.deliverTo(m.Pattern, &t, m, buf[:0])
+		b.patterns.deliverTo(m.Pattern, &t, &m)
 	default:
 		return 0, fmt.Errorf("%w: Deliver of a message of kind %v", ErrInvalidOption, m.Kind)
 	}
-	t.runDeferred(ctx, deferred)
+	t.runDeferred(ctx)
 	t.record(sh)
 	return t.receivers, t.err
 }

@@ -23,8 +23,8 @@ type member struct {
 type topic struct {
 	name    string
 	hash    uint64
-	members []*member // copy-on-write: replaced, never mutated
-	next    *topic    // the next topic of the same hash bucket
+	members []*member             // copy-on-write: replaced, never mutated
+	next    atomic.Pointer[topic] // the next topic of the same hash bucket
 }
 
 // topicShard is one lock stripe of a topicIndex.
@@ -68,22 +68,32 @@ func (x *topicIndex) shard(channel string) (*topicShard, uint64) {
 // topicTable is a hash table of topics keyed by the channel's maphash. The
 // hash that picks the stripe also finds the bucket, so a publish hashes its
 // channel once (a Go map would hash the key again).
+//
+// Writers hold the stripe's write lock. find may also run with no lock at
+// all: Publish asks it first and skips the lock for a channel nobody holds.
+// For that reader every link is an atomic pointer, a topic's name and hash
+// never change, a removed topic keeps its link to the next one so that a
+// reader standing on it still reaches the rest of its chain, and growing
+// links copies of the topics into a new bucket array rather than relinking
+// the ones a reader may be walking. A reader without the lock can thus see
+// a topic that was just removed, never miss one that was there all along.
 type topicTable struct {
-	buckets []*topic // chained through topic.next; len is a power of two
-	n       int
+	buckets atomic.Pointer[[]atomic.Pointer[topic]] // len is a power of two
+	n       int                                     // guarded by the stripe's lock
 }
 
-// bucket returns the bucket of hash h. The low bits chose the stripe, so
-// the bucket comes from the high bits.
-func (tt *topicTable) bucket(h uint64) **topic {
-	return &tt.buckets[(h>>32)&uint64(len(tt.buckets)-1)]
+// bucket returns the bucket of hash h in buckets. The low bits chose the
+// stripe, so the bucket comes from the high bits.
+func bucket(buckets []atomic.Pointer[topic], h uint64) *atomic.Pointer[topic] {
+	return &buckets[(h>>32)&uint64(len(buckets)-1)]
 }
 
 func (tt *topicTable) find(h uint64, channel string) *topic {
-	if tt.n == 0 {
+	buckets := tt.buckets.Load()
+	if buckets == nil {
 		return nil
 	}
-	for t := *tt.bucket(h); t != nil; t = t.next {
+	for t := bucket(*buckets, h).Load(); t != nil; t = t.next.Load() {
 		if t.hash == h && t.name == channel {
 			return t
 		}
@@ -92,43 +102,56 @@ func (tt *topicTable) find(h uint64, channel string) *topic {
 }
 
 func (tt *topicTable) insert(t *topic) {
-	if tt.n >= len(tt.buckets) {
-		tt.grow()
+	buckets := tt.buckets.Load()
+	if buckets == nil || tt.n >= len(*buckets) {
+		buckets = tt.grow()
 	}
-	b := tt.bucket(t.hash)
-	t.next = *b
-	*b = t
+	b := bucket(*buckets, t.hash)
+	t.next.Store(b.Load())
+	b.Store(t)
 	tt.n++
 }
 
+// delete unlinks t. It leaves t.next as it is, for readers standing on t.
 func (tt *topicTable) delete(t *topic) {
-	for p := tt.bucket(t.hash); *p != nil; p = &(*p).next {
-		if *p == t {
-			*p = t.next
-			t.next = nil
+	link := bucket(*tt.buckets.Load(), t.hash)
+	for cur := link.Load(); cur != nil; cur = cur.next.Load() {
+		if cur == t {
+			link.Store(t.next.Load())
 			tt.n--
 			return
 		}
+		link = &cur.next
 	}
 }
 
-func (tt *topicTable) grow() {
-	old := tt.buckets
-	tt.buckets = make([]*topic, max(8, 2*len(old)))
-	for _, t := range old {
-		for t != nil {
-			next := t.next
-			b := tt.bucket(t.hash)
-			t.next = *b
-			*b = t
-			t = next
+// grow replaces the bucket array by one twice as large, holding copies of
+// the topics, and returns it.
+func (tt *topicTable) grow() *[]atomic.Pointer[topic] {
+	var old []atomic.Pointer[topic]
+	if p := tt.buckets.Load(); p != nil {
+		old = *p
+	}
+	buckets := make([]atomic.Pointer[topic], max(8, 2*len(old)))
+	for i := range old {
+		for t := old[i].Load(); t != nil; t = t.next.Load() {
+			c := &topic{name: t.name, hash: t.hash, members: t.members}
+			b := bucket(buckets, c.hash)
+			c.next.Store(b.Load())
+			b.Store(c)
 		}
 	}
+	tt.buckets.Store(&buckets)
+	return &buckets
 }
 
 func (tt *topicTable) all(yield func(*topic)) {
-	for _, t := range tt.buckets {
-		for ; t != nil; t = t.next {
+	buckets := tt.buckets.Load()
+	if buckets == nil {
+		return
+	}
+	for i := range *buckets {
+		for t := (*buckets)[i].Load(); t != nil; t = t.next.Load() {
 			yield(t)
 		}
 	}
@@ -175,21 +198,20 @@ func (x *topicIndex) remove(mb *member) {
 	}
 }
 
-// deliver offers m to every member of channel on t's fast path, holding
-// the stripe's read lock. It returns the stripe, for its counters, and
-// deferred with the work to do once the lock is released appended.
-func (x *topicIndex) deliver(channel string, t *tally, m Message, deferred []deferredDelivery) (*topicShard, []deferredDelivery) {
+// deliver offers *m to every member of channel on t's fast path, holding
+// the stripe's read lock, and returns the stripe for its counters. A
+// channel nobody holds is answered without the lock (see topicTable).
+func (x *topicIndex) deliver(channel string, t *tally, m *Message) *topicShard {
 	sh, h := x.shard(channel)
+	if sh.topics.find(h, channel) == nil {
+		return sh
+	}
 	sh.mu.RLock()
 	if tp := sh.topics.find(h, channel); tp != nil {
-		for _, mb := range tp.members {
-			if d, ok := t.fast(mb, m); ok {
-				deferred = append(deferred, d)
-			}
-		}
+		t.offer(tp.members, m)
 	}
 	sh.mu.RUnlock()
-	return sh, deferred
+	return sh
 }
 
 // numSub returns the number of subscribers of channel.

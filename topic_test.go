@@ -1,0 +1,127 @@
+package pubsub
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// colliding returns n channel names that fall in the same stripe and the
+// same hash bucket as channel, for tables of up to 1024 buckets.
+func colliding(x *topicIndex, channel string, n int) []string {
+	_, h := x.shard(channel)
+	const bucketBits = 1<<10 - 1
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		name := "collide:" + strconv.Itoa(i)
+		if _, g := x.shard(name); g&x.mask == h&x.mask && (g>>32)&bucketBits == (h>>32)&bucketBits {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Publish looks a channel up without the stripe lock first. While other
+// channels of its very hash chain come and go, and the tables grow, a
+// channel subscribed all along must never look empty, and one never
+// subscribed must never find a receiver.
+func TestPublishLookupWhileTablesChange(t *testing.T) {
+	ctx := context.Background()
+	b := newBroker(t, WithBufferSize(1)) // full after the first: still a receiver
+	_, err := b.Subscribe(ctx, "stable")
+	require.NoError(t, err)
+	neighbours := colliding(b.channels, "stable", 8)
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	churn := func(names func(round int) []string) {
+		wg.Go(func() {
+			s, err := b.NewSubscription()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			for round := 0; ; round++ {
+				for _, name := range names(round) {
+					if err := s.Subscribe(ctx, name); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if err := s.Unsubscribe(ctx); err != nil { // all of them
+					t.Error(err)
+					return
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		})
+	}
+	// Neighbours join the chain in front of "stable" and leave it.
+	churn(func(int) []string { return neighbours })
+	// Thousands of channels make every table grow, with new names each
+	// round so that the tables keep growing.
+	churn(func(round int) []string {
+		names := make([]string, 2000)
+		for i := range names {
+			names[i] = "grow:" + strconv.Itoa(round) + ":" + strconv.Itoa(i)
+		}
+		return names
+	})
+	for i := 0; i < 50000; i++ {
+		n, err := b.Publish(ctx, "stable", "x")
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "publish %d", i)
+		n, err = b.Publish(ctx, "never", "x")
+		require.NoError(t, err)
+		require.Zero(t, n, "publish %d", i)
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// A reader without the lock walks a table while it grows: growing must not
+// relink the topics that reader is standing on.
+func TestTopicTableFindWhileGrowing(t *testing.T) {
+	x := newTopicIndex()
+	_, h := x.shard("stable")
+	neighbours := colliding(x, "stable", 4)
+	for round := 0; round < 100; round++ {
+		var tt topicTable
+		tt.insert(&topic{name: "stable", hash: h})
+		for _, name := range neighbours {
+			_, g := x.shard(name)
+			tt.insert(&topic{name: name, hash: g})
+		}
+		done := make(chan struct{})
+		misses := make(chan int)
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-done:
+					misses <- n
+					return
+				default:
+				}
+				if tt.find(h, "stable") == nil {
+					n++
+				}
+			}
+		}()
+		for i := range 2000 {
+			name := "grow:" + strconv.Itoa(i)
+			_, g := x.shard(name)
+			tt.insert(&topic{name: name, hash: g})
+		}
+		close(done)
+		require.Zero(t, <-misses, "round %d", round)
+	}
+}
