@@ -843,3 +843,64 @@ func TestSubscriptionFuncCallsInsteadOfQueuing(t *testing.T) {
 	_, err = b.NewSubscriptionFunc(nil)
 	assert.ErrorIs(t, err, ErrNoArguments)
 }
+
+// A membership counts its own deliveries; the subscription adds them up
+// and keeps them when the membership ends. While memberships come and go
+// under a stream of publishes, Delivered never goes back and ends equal to
+// what arrived.
+func TestDeliveredSurvivesLeaving(t *testing.T) {
+	ctx := context.Background()
+	b := newBroker(t)
+	s, err := b.NewSubscription(WithBufferSize(1024), WithOverflow(Block))
+	require.NoError(t, err)
+	require.NoError(t, s.Subscribe(ctx, "steady"))
+
+	var wg sync.WaitGroup
+	var received int
+	wg.Go(func() {
+		for range s.Channel() {
+			received++
+		}
+	})
+	stop := make(chan struct{})
+	loop := func(step func() error) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := step(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	loop(func() error {
+		_, err := b.Publish(ctx, "toggled", "x")
+		if err == nil {
+			_, err = b.Publish(ctx, "steady", "x")
+		}
+		return err
+	})
+	loop(func() error {
+		if err := s.Subscribe(ctx, "toggled"); err != nil {
+			return err
+		}
+		return s.Unsubscribe(ctx, "toggled")
+	})
+	var last uint64
+	for range 50000 {
+		d := s.Stats().Delivered
+		require.GreaterOrEqual(t, d, last, "Delivered went back")
+		last = d
+	}
+	close(stop)
+	require.NoError(t, s.Close())
+	wg.Wait()
+	st := s.Stats()
+	assert.Equal(t, uint64(received), st.Delivered)
+	assert.Zero(t, st.Dropped)
+}

@@ -79,20 +79,22 @@ type SubscriptionStats struct {
 // [Broker.PSubscribe], [Broker.SSubscribe] or [Broker.NewSubscription] to
 // create one; a nil or zero Subscription behaves as a closed one.
 type Subscription struct {
-	// The fields a delivery touches come first, to share a cache line.
+	// A fast delivery touches the member alone (see member); these are
+	// what the slower paths and sampling need most.
+	ch        chan Message
+	fn        func(Message) // NewSubscriptionFunc: called instead of queuing
+	delivered atomic.Uint64 // outside the fast path, and what memberships left
+	highWater atomic.Int64
 
 	// mu guards closed, err and members. Publish's checked path (func
 	// subscriptions, Block) holds it for reading while it delivers; its
 	// fast path holds the index's lock instead (see tally in broker.go).
-	mu        sync.RWMutex
-	closed    bool
-	ch        chan Message
-	cfg       config
-	fn        func(Message) // NewSubscriptionFunc: called instead of queuing
-	delivered atomic.Uint64
-	dropped   atomic.Uint64
-	highWater atomic.Int64
-	gaps      atomic.Uint64
+	mu       sync.RWMutex
+	closed   bool
+	overflow Overflow
+	onDrop   func(*Subscription, Message)
+	dropped  atomic.Uint64
+	gaps     atomic.Uint64
 
 	b       *Broker
 	err     error // why the subscription closed
@@ -103,14 +105,21 @@ type Subscription struct {
 	// an index lock or mu; never an index lock and mu together.
 	opMu sync.Mutex
 
-	done     chan struct{}  // Block policy only: closed when the subscription starts closing
-	blockers sync.WaitGroup // Block-policy publishers waiting for room
+	block *blocking // Block policy only
+}
+
+// blocking is what a subscription with the Block policy needs besides:
+// kept apart so that the others do not carry it (the struct size decides
+// the memory per subscription).
+type blocking struct {
+	done     chan struct{}  // closed when the subscription starts closing
+	blockers sync.WaitGroup // publishers waiting for room
 }
 
 func newSubscription(b *Broker, cfg config) *Subscription {
-	s := &Subscription{b: b, cfg: cfg, ch: make(chan Message, cfg.bufferSize)}
+	s := &Subscription{b: b, overflow: cfg.overflow, onDrop: cfg.onDrop, ch: make(chan Message, cfg.bufferSize)}
 	if cfg.overflow == Block {
-		s.done = make(chan struct{})
+		s.block = &blocking{done: make(chan struct{})}
 	}
 	return s
 }
@@ -234,9 +243,13 @@ func (s *Subscription) Stats() SubscriptionStats {
 	}
 	s.mu.RLock()
 	nc, np, ns := int(s.members.counts[kindChannel]), int(s.members.counts[kindPattern]), int(s.members.counts[kindShard])
+	delivered := s.delivered.Load()
+	for _, mb := range s.members.list {
+		delivered += mb.delivered.Load()
+	}
 	s.mu.RUnlock()
 	return SubscriptionStats{
-		Delivered:     s.delivered.Load(),
+		Delivered:     delivered,
 		Dropped:       s.dropped.Load(),
 		Queued:        len(s.ch),
 		HighWater:     int(s.highWater.Load()),
@@ -378,6 +391,9 @@ func (s *Subscription) subscribe(ctx context.Context, op string, kind subKind, n
 			continue // held already, or named twice
 		}
 		mb := &member{s: s, name: name, kind: kind}
+		if s.fn == nil {
+			mb.ch = s.ch
+		}
 		s.mu.Lock()
 		s.members.add(mb)
 		s.mu.Unlock()
@@ -453,18 +469,21 @@ func (s *Subscription) tellRelay(kind subKind, left []string) {
 	}
 }
 
-// leaveLocked ends one membership. After the write lock is taken no
-// publisher is mid-delivery to s, and every later one sees mb.removed, so
-// nothing more for mb is queued once it returns.
-// s.opMu must be held.
+// leaveLocked ends one membership. Leaving the index waits for the fast
+// deliveries under way, which hold its read lock, and keeps later ones
+// away; marking mb removed under mu does the same for the checked path. So
+// nothing more for mb is queued once it returns, and its count can fold
+// into the subscription's in the same critical section that drops it from
+// the list Stats adds up. s.opMu must be held.
 func (s *Subscription) leaveLocked(mb *member) {
+	s.b.index(mb.kind).remove(mb)
 	s.mu.Lock()
 	mb.removed = true
+	s.delivered.Add(mb.delivered.Load()) // final: no fast delivery is left
 	if _, i := s.members.find(mb.kind, mb.name); i >= 0 {
 		s.members.remove(i)
 	}
 	s.mu.Unlock()
-	s.b.index(mb.kind).remove(mb)
 }
 
 func (s *Subscription) isClosed() bool {
@@ -484,8 +503,8 @@ func (s *Subscription) close(err error) bool {
 		return false
 	}
 	s.closed, s.err = true, err
-	if s.done != nil {
-		close(s.done) // wakes Block-policy publishers
+	if s.block != nil {
+		close(s.block.done) // wakes Block-policy publishers
 	}
 	s.mu.Unlock()
 
@@ -503,7 +522,9 @@ func (s *Subscription) close(err error) bool {
 	// Fast-path publishers were waited for as each membership left its
 	// index; checked-path ones see closed under mu; Block waiters have been
 	// woken. Once those are gone, no send can reach ch.
-	s.blockers.Wait()
+	if s.block != nil {
+		s.block.blockers.Wait()
+	}
 	close(s.ch)
 	s.b.forget(s)
 	return true
@@ -541,20 +562,20 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 		return outDelivered, nil
 	default:
 	}
-	s.blockers.Add(1)
+	s.block.blockers.Add(1) // only Block-policy offers get here
 	s.mu.RUnlock()
 	return s.offerBlocking(ctx, m)
 }
 
-// offerBlocking waits for room. The caller registered with s.blockers
+// offerBlocking waits for room. The caller registered with s.block.blockers
 // while holding s.mu, so close waits for this send before closing s.ch.
 func (s *Subscription) offerBlocking(ctx context.Context, m Message) (outcome, error) {
-	defer s.blockers.Done()
+	defer s.block.blockers.Done()
 	select {
 	case s.ch <- m:
 		s.noteDelivered()
 		return outDelivered, nil
-	case <-s.done:
+	case <-s.block.done:
 		// Closed while waiting: it was a receiver when Publish began.
 		s.dropped.Add(1)
 		s.dropHook(m)
@@ -566,14 +587,18 @@ func (s *Subscription) offerBlocking(ctx context.Context, m Message) (outcome, e
 	}
 }
 
-// noteDelivered counts a queued message. It samples the queue length for
-// the high-water mark on every 8th delivery only: reading it means reading
-// the cache line the consumer is writing, which on a busy subscription
-// cost more than the rest of the delivery.
+// noteDelivered counts a message queued outside the fast path. Delivery
+// samples the queue length for the high-water mark on every 8th message
+// only: reading it means reading the cache line the consumer is writing,
+// which on a busy subscription cost more than the rest of the delivery.
 func (s *Subscription) noteDelivered() {
 	if s.delivered.Add(1)&7 == 0 {
-		s.raiseHighWater(int64(len(s.ch)))
+		s.sampleQueue()
 	}
+}
+
+func (s *Subscription) sampleQueue() {
+	s.raiseHighWater(int64(len(s.ch)))
 }
 
 // noteFull records that the buffer was found full.
@@ -591,7 +616,7 @@ func (s *Subscription) raiseHighWater(q int64) {
 }
 
 func (s *Subscription) dropHook(m Message) {
-	if s.cfg.onDrop != nil {
-		s.cfg.onDrop(s, m)
+	if s.onDrop != nil {
+		s.onDrop(s, m)
 	}
 }

@@ -10,11 +10,16 @@ import (
 // member is one subscription's membership of one channel, pattern or shard
 // channel. Indexes hold members rather than subscriptions so that a
 // delivery can tell, under the subscription's lock, whether this very
-// membership is still current (see Subscription.offer).
+// membership is still current (see Subscription.offer). A fast delivery
+// reads and writes the member alone, not the subscription: it holds the
+// channel to send on and counts what it queued, which the subscription
+// adds up in its Stats and folds in when the membership ends.
 type member struct {
-	s    *Subscription
-	name string // the channel or pattern subscribed to
-	kind subKind
+	ch        chan Message // the subscription's; nil for a func subscription
+	delivered atomic.Uint64
+	s         *Subscription
+	name      string // the channel or pattern subscribed to
+	kind      subKind
 	// removed is set, under s.mu, when the membership ends.
 	removed bool
 }
