@@ -329,10 +329,17 @@ func (b *Broker) Publish(ctx context.Context, channel, payload string) (int, err
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
+	sh, h, held := b.channels.locate(channel)
+	if !held && b.patterns.len() == 0 {
+		sh.published.Add(1) // nobody to deliver to, and nothing to set up
+		return 0, nil
+	}
 	t := tally{spare: b.spare}
 	msg := Message{Kind: KindMessage, Channel: channel, Payload: payload}
-	sh := b.channels.deliver(channel, &t, &msg)
-	t.runDeferred(ctx)
+	if held {
+		b.channels.deliverAt(sh, h, &t, &msg)
+		t.runDeferred(ctx)
+	}
 	if b.patterns.len() > 0 {
 		msg.Kind = KindPMessage
 		b.patterns.forEachMatch(channel, func(members []*member) {

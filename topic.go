@@ -203,19 +203,31 @@ func (x *topicIndex) remove(mb *member) {
 	}
 }
 
-// deliver offers *m to every member of channel on t's fast path, holding
-// the stripe's read lock, and returns the stripe for its counters. A
-// channel nobody holds is answered without the lock (see topicTable).
-func (x *topicIndex) deliver(channel string, t *tally, m *Message) *topicShard {
-	sh, h := x.shard(channel)
-	if sh.topics.find(h, channel) == nil {
-		return sh
-	}
+// locate returns channel's stripe and hash, and whether the channel has
+// subscribers as far as a look without the lock can tell (see topicTable):
+// if not, none subscribed before the call began.
+func (x *topicIndex) locate(channel string) (sh *topicShard, h uint64, held bool) {
+	sh, h = x.shard(channel)
+	return sh, h, sh.topics.find(h, channel) != nil
+}
+
+// deliverAt offers *m to every member of the channel of hash h in stripe
+// sh on t's fast path, holding the stripe's read lock.
+func (x *topicIndex) deliverAt(sh *topicShard, h uint64, t *tally, m *Message) {
 	sh.mu.RLock()
-	if tp := sh.topics.find(h, channel); tp != nil {
+	if tp := sh.topics.find(h, m.Channel); tp != nil {
 		t.offer(tp.members, m)
 	}
 	sh.mu.RUnlock()
+}
+
+// deliver offers *m to every member of channel on t's fast path, and
+// returns the stripe for its counters.
+func (x *topicIndex) deliver(channel string, t *tally, m *Message) *topicShard {
+	sh, h, held := x.locate(channel)
+	if held {
+		x.deliverAt(sh, h, t, m)
+	}
 	return sh
 }
 
