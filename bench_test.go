@@ -464,6 +464,7 @@ func BenchmarkChurn(b *testing.B) {
 			_ = s.Subscribe(ctx, "churn")
 			_ = s.Unsubscribe(ctx, "churn")
 		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "churns/s")
 	})
 	b.Run("others=1000/impl=naive", func(b *testing.B) {
 		t := naiveTarget{newNaive(), new(atomic.Uint64)}
@@ -476,6 +477,7 @@ func BenchmarkChurn(b *testing.B) {
 			ch := t.subscribe(b, "churn", 1)
 			t.unsubscribe(b, ch, "churn")
 		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "churns/s")
 	})
 }
 
@@ -488,6 +490,7 @@ func BenchmarkMemory(b *testing.B) {
 	for _, buf := range []int{DefaultBufferSize, 0} {
 		b.Run(fmt.Sprintf("buffer=%d", buf), func(b *testing.B) {
 			var perSub float64
+			b.ReportAllocs()
 			for b.Loop() {
 				runtime.GC()
 				var before, after runtime.MemStats

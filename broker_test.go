@@ -903,4 +903,5 @@ func TestDeliveredSurvivesLeaving(t *testing.T) {
 	st := s.Stats()
 	assert.Equal(t, uint64(received), st.Delivered)
 	assert.Zero(t, st.Dropped)
+	assert.Equal(t, uint64(received), b.Stats().Delivered, "the Broker keeps a closed subscription's count")
 }

@@ -243,14 +243,11 @@ func (s *Subscription) Stats() SubscriptionStats {
 	}
 	s.mu.RLock()
 	nc, np, ns := int(s.members.counts[kindChannel]), int(s.members.counts[kindPattern]), int(s.members.counts[kindShard])
-	delivered := s.delivered.Load()
-	for _, mb := range s.members.list {
-		delivered += mb.delivered.Load()
-	}
 	s.mu.RUnlock()
+	delivered, dropped := s.counts()
 	return SubscriptionStats{
 		Delivered:     delivered,
-		Dropped:       s.dropped.Load(),
+		Dropped:       dropped,
 		Queued:        len(s.ch),
 		HighWater:     int(s.highWater.Load()),
 		Capacity:      cap(s.ch),
@@ -259,6 +256,18 @@ func (s *Subscription) Stats() SubscriptionStats {
 		Patterns:      np,
 		ShardChannels: ns,
 	}
+}
+
+// counts returns how many messages s was delivered, adding up its
+// memberships' counts (see member), and how many it dropped.
+func (s *Subscription) counts() (delivered, dropped uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	delivered = s.delivered.Load()
+	for _, mb := range s.members.list {
+		delivered += mb.delivered.Load()
+	}
+	return delivered, s.dropped.Load()
 }
 
 // Subscribed returns the channels, patterns and shard channels the

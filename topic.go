@@ -30,6 +30,9 @@ type topic struct {
 	hash    uint64
 	members []*member             // copy-on-write: replaced, never mutated
 	next    atomic.Pointer[topic] // the next topic of the same hash bucket
+	// retired is set, under the stripe's write lock, once the topic is no
+	// longer in the table: removed, or replaced by a copy when it grew.
+	retired bool
 }
 
 // topicShard is one lock stripe of a topicIndex.
@@ -38,18 +41,18 @@ type topicShard struct {
 	// guards topics
 	topics topicTable
 
-	// Publish counters for the channels of this stripe, so that publishers
-	// on different channels do not share a cache line.
+	// publishes to the channels of this stripe, counted here so that
+	// publishers on different channels do not share a counter
 	published atomic.Uint64
-	delivered atomic.Uint64
-	dropped   atomic.Uint64
 
 	_ [64]byte // keep neighbouring stripes off this cache line
 }
 
 // topicIndex maps exact channel names to subscribers. It is sharded by
-// hash so that publishers on different channels never contend; a reader
-// holds its stripe's read lock only long enough to copy a slice header.
+// hash into at least 8 stripes per GOMAXPROCS, so publishers on different
+// channels share a lock only when their channels share a stripe. A publish
+// holds its stripe's read lock while it fills the buffers (see tally), and
+// a publish to a channel nobody holds takes no lock at all.
 type topicIndex struct {
 	seed   maphash.Seed
 	shards []topicShard
@@ -123,6 +126,7 @@ func (tt *topicTable) delete(t *topic) {
 	for cur := link.Load(); cur != nil; cur = cur.next.Load() {
 		if cur == t {
 			link.Store(t.next.Load())
+			t.retired = true
 			tt.n--
 			return
 		}
@@ -141,6 +145,7 @@ func (tt *topicTable) grow() *[]atomic.Pointer[topic] {
 	for i := range old {
 		for t := old[i].Load(); t != nil; t = t.next.Load() {
 			c := &topic{name: t.name, hash: t.hash, members: t.members}
+			t.retired = true
 			b := bucket(buckets, c.hash)
 			c.next.Store(b.Load())
 			b.Store(c)
@@ -203,19 +208,24 @@ func (x *topicIndex) remove(mb *member) {
 	}
 }
 
-// locate returns channel's stripe and hash, and whether the channel has
-// subscribers as far as a look without the lock can tell (see topicTable):
-// if not, none subscribed before the call began.
-func (x *topicIndex) locate(channel string) (sh *topicShard, h uint64, held bool) {
-	sh, h = x.shard(channel)
-	return sh, h, sh.topics.find(h, channel) != nil
+// locate returns channel's stripe and the channel's topic as a look
+// without the lock finds it (see topicTable). If it finds none, the
+// channel had no subscriber when the call began; one it finds may be
+// retired by the time the caller takes the lock.
+func (x *topicIndex) locate(channel string) (*topicShard, *topic) {
+	sh, h := x.shard(channel)
+	return sh, sh.topics.find(h, channel)
 }
 
-// deliverAt offers *m to every member of the channel of hash h in stripe
-// sh on t's fast path, holding the stripe's read lock.
-func (x *topicIndex) deliverAt(sh *topicShard, h uint64, t *tally, m *Message) {
+// deliverAt offers *m to every member of tp's channel on t's fast path,
+// holding the read lock of tp's stripe sh. It looks the channel up again
+// only if tp was retired meanwhile.
+func (x *topicIndex) deliverAt(sh *topicShard, tp *topic, t *tally, m *Message) {
 	sh.mu.RLock()
-	if tp := sh.topics.find(h, m.Channel); tp != nil {
+	if tp.retired {
+		tp = sh.topics.find(tp.hash, tp.name)
+	}
+	if tp != nil {
 		t.offer(tp.members, m)
 	}
 	sh.mu.RUnlock()
@@ -224,9 +234,9 @@ func (x *topicIndex) deliverAt(sh *topicShard, h uint64, t *tally, m *Message) {
 // deliver offers *m to every member of channel on t's fast path, and
 // returns the stripe for its counters.
 func (x *topicIndex) deliver(channel string, t *tally, m *Message) *topicShard {
-	sh, h, held := x.locate(channel)
-	if held {
-		x.deliverAt(sh, h, t, m)
+	sh, tp := x.locate(channel)
+	if tp != nil {
+		x.deliverAt(sh, tp, t, m)
 	}
 	return sh
 }
@@ -253,15 +263,13 @@ func (x *topicIndex) names(keep func(string) bool) []string {
 	return out
 }
 
-// counters sums the publish counters of every stripe.
-func (x *topicIndex) counters() (published, delivered, dropped uint64) {
+// published sums the publish counters of every stripe.
+func (x *topicIndex) published() uint64 {
+	var n uint64
 	for i := range x.shards {
-		sh := &x.shards[i]
-		published += sh.published.Load()
-		delivered += sh.delivered.Load()
-		dropped += sh.dropped.Load()
+		n += x.shards[i].published.Load()
 	}
-	return published, delivered, dropped
+	return n
 }
 
 // appendMember returns a new slice with mb appended; members is not

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -124,4 +125,30 @@ func TestTopicTableFindWhileGrowing(t *testing.T) {
 		close(done)
 		require.Zero(t, <-misses, "round %d", round)
 	}
+}
+
+// A publish that found its topic without the lock and then waited for it
+// must not deliver through a topic retired meanwhile: when the table grew,
+// the copy took over, and the old one's members are stale.
+func TestDeliverAtSkipsRetiredTopic(t *testing.T) {
+	b := newBroker(t)
+	s, err := b.NewSubscription()
+	require.NoError(t, err)
+	x := b.channels
+	mb := &member{s: s, ch: s.ch, name: "x", kind: kindChannel}
+	x.add(mb)
+	sh, stale := x.locate("x")
+	require.NotNil(t, stale)
+
+	// Grow x's table: its topic is replaced by a copy.
+	for _, name := range colliding(x, "x", 64) {
+		x.add(&member{s: s, ch: s.ch, name: name, kind: kindChannel})
+	}
+	require.True(t, stale.retired, "growing retires the old topic")
+	x.remove(mb) // the copy loses mb; the retired topic still lists it
+
+	tl := tally{spare: b.spare}
+	x.deliverAt(sh, stale, &tl, &Message{Kind: KindMessage, Channel: "x", Payload: "late"})
+	assert.Zero(t, tl.receivers, "delivered through a retired topic")
+	assert.Empty(t, drain(s))
 }
