@@ -13,8 +13,9 @@ const (
 	// DefaultBufferSize is the buffer size of a subscription unless
 	// [WithBufferSize] says otherwise. A buffer is allocated in full when
 	// the subscription is created, 56 bytes a slot: with 32 slots a
-	// subscription of one channel takes about 2.5 KiB in all (about 470 bytes
-	// without the slots; BenchmarkMemory), so a million take about 2.5 GB.
+	// subscription of one channel takes about 2.5 KiB in all (about 470
+	// bytes without the slots; BenchmarkMemory), so a million take about
+	// 2.5 GB.
 	DefaultBufferSize = 32
 
 	// MaxBufferSize is the largest buffer [WithBufferSize] accepts (about

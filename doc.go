@@ -94,7 +94,8 @@
 //
 // A Go channel's buffer is allocated in full up front: a subscription of
 // one channel takes about 2.5 KiB with the default buffer of
-// [DefaultBufferSize] slots (56 bytes each), and about 470 bytes without slots.
-// For a million subscriptions, choose a small buffer per subscription with
-// [WithBufferSize], or use [Broker.NewSubscriptionFunc], which has none.
+// [DefaultBufferSize] slots (56 bytes each), and about 470 bytes without
+// slots. For a million subscriptions, choose a small buffer per
+// subscription with [WithBufferSize], or use [Broker.NewSubscriptionFunc],
+// which has none.
 package pubsub
