@@ -61,6 +61,17 @@ func (s *byteSet) addRange(lo, hi int8) { // signed, as Redis compares them
 	}
 }
 
+// addRangeFold adds every byte c for which tolower(c) lies between
+// tolower(lo) and tolower(hi), as Redis's nocase mode compares a range.
+func (s *byteSet) addRangeFold(lo, hi int8) {
+	flo, fhi := int8(lowerASCII(byte(lo))), int8(lowerASCII(byte(hi)))
+	for c := range 256 {
+		if fc := int8(lowerASCII(byte(c))); flo <= fc && fc <= fhi {
+			s.add(byte(c))
+		}
+	}
+}
+
 type token struct {
 	kind tokenKind
 	lit  byte
@@ -69,7 +80,14 @@ type token struct {
 
 // tokenize splits a Redis pattern into tokens exactly as stringmatchlen
 // walks it. Consecutive stars collapse into one, as Redis skips them.
-func tokenize(p string) []token {
+func tokenize(p string) []token { return tokenizeCase(p, false) }
+
+// tokenizeCase is tokenize with Redis's nocase mode as an option. Under
+// nocase, stringmatchlen compares a literal byte, and a byte of a class, with
+// tolower on both sides; so a letter becomes the class of its two cases.
+// It swaps a range's bounds before lowering them, and compares a byte
+// escaped inside a class case-sensitively: parseClass does the same.
+func tokenizeCase(p string, nocase bool) []token {
 	var toks []token
 	for i := 0; i < len(p); {
 		switch p[i] {
@@ -83,27 +101,54 @@ func tokenize(p string) []token {
 			i++
 		case '[':
 			var set *byteSet
-			set, i = parseClass(p, i+1)
+			set, i = parseClass(p, i+1, nocase)
 			toks = append(toks, token{kind: tokClass, set: set})
 		case '\\':
 			if i+1 < len(p) {
-				toks = append(toks, token{kind: tokLiteral, lit: p[i+1]})
+				toks = append(toks, literal(p[i+1], nocase))
 				i += 2
 			} else { // a trailing backslash is literal
-				toks = append(toks, token{kind: tokLiteral, lit: '\\'})
+				toks = append(toks, literal('\\', nocase))
 				i++
 			}
 		default:
-			toks = append(toks, token{kind: tokLiteral, lit: p[i]})
+			toks = append(toks, literal(p[i], nocase))
 			i++
 		}
 	}
 	return toks
 }
 
+// literal is the token matching byte c; under nocase, a letter matches
+// both its cases.
+func literal(c byte, nocase bool) token {
+	if nocase && lowerASCII(c) != upperASCII(c) {
+		set := new(byteSet)
+		set.add(lowerASCII(c))
+		set.add(upperASCII(c))
+		return token{kind: tokClass, set: set}
+	}
+	return token{kind: tokLiteral, lit: c}
+}
+
+// lowerASCII is C's tolower in the C locale, as Redis calls it.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func upperASCII(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
+}
+
 // parseClass parses a class whose body starts at p[i] (just after '[') and
 // returns its set and the index just past it.
-func parseClass(p string, i int) (*byteSet, int) {
+func parseClass(p string, i int, nocase bool) (*byteSet, int) {
 	set := new(byteSet)
 	negate := i < len(p) && p[i] == '^'
 	if negate {
@@ -112,7 +157,7 @@ func parseClass(p string, i int) (*byteSet, int) {
 	for i < len(p) {
 		switch {
 		case p[i] == '\\' && i+1 < len(p):
-			set.add(p[i+1])
+			set.add(p[i+1]) // case-sensitive even under nocase, as in Redis
 			i += 2
 		case p[i] == ']':
 			i++
@@ -125,10 +170,18 @@ func parseClass(p string, i int) (*byteSet, int) {
 			if lo > hi {
 				lo, hi = hi, lo
 			}
-			set.addRange(lo, hi)
+			if nocase {
+				set.addRangeFold(lo, hi)
+			} else {
+				set.addRange(lo, hi)
+			}
 			i += 3
 		default:
 			set.add(p[i])
+			if nocase {
+				set.add(lowerASCII(p[i]))
+				set.add(upperASCII(p[i]))
+			}
 			i++
 		}
 	}
@@ -158,6 +211,23 @@ const (
 	matchNever                     // over Redis's nesting limit
 )
 
+// Match reports whether name matches the Redis glob pattern, exactly as
+// Redis's stringmatchlen decides for PSUBSCRIBE and PUBSUB CHANNELS; see
+// the package doc for the syntax. It takes time proportional to
+// len(pattern) × len(name) at most, whatever the pattern.
+func Match(pattern, name string) bool {
+	return compilePattern(pattern).match(name)
+}
+
+// MatchFold is [Match] in Redis's nocase mode, as CONFIG GET matches
+// parameter names: ASCII letters match either case. As in Redis, a letter
+// escaped inside a class, as in [\A], still matches its own case only.
+func MatchFold(pattern, name string) bool {
+	m := &matcher{pattern: pattern, kind: matchTokens, toks: tokenizeCase(pattern, true)}
+	m.finishTokens()
+	return m.match(name)
+}
+
 func compilePattern(p string) *matcher {
 	m := &matcher{pattern: p}
 	toks := tokenize(p)
@@ -185,15 +255,28 @@ func compilePattern(p string) *matcher {
 		fallthrough
 	default:
 		m.kind, m.toks = matchTokens, toks
-		for _, t := range toks {
-			if t.kind == tokStar {
-				m.hasStar = true
-			} else {
-				m.minLen++
-			}
-		}
+		m.finishTokens()
 	}
 	return m
+}
+
+// finishTokens sets what matchTokens needs besides the tokens: the length
+// bounds, and Redis's nesting limit.
+func (m *matcher) finishTokens() {
+	stars := 0
+	for i, t := range m.toks {
+		if t.kind == tokStar {
+			m.hasStar = true
+			if i != len(m.toks)-1 {
+				stars++
+			}
+		} else {
+			m.minLen++
+		}
+	}
+	if stars > maxStarNesting {
+		m.kind = matchNever
+	}
 }
 
 // compileGlob hands a pattern made only of literal bytes and stars to

@@ -16,10 +16,24 @@ import (
 // nocase off): the reference the compiled matcher is checked against.
 func refMatch(pattern, s string) bool {
 	giveUp := false
-	return refMatchNested(pattern, s, 0, &giveUp)
+	return refMatchNested(pattern, s, false, 0, &giveUp)
 }
 
-func refMatchNested(p, s string, nesting int, giveUp *bool) bool {
+// refMatchFold is refMatch with nocase on.
+func refMatchFold(pattern, s string) bool {
+	giveUp := false
+	return refMatchNested(pattern, s, true, 0, &giveUp)
+}
+
+// refLower is C's tolower on a (signed) char in the C locale.
+func refLower(c int) int {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func refMatchNested(p, s string, nocase bool, nesting int, giveUp *bool) bool {
 	if nesting > 1000 { // CVE-2024-31228
 		return false
 	}
@@ -33,7 +47,7 @@ func refMatchNested(p, s string, nesting int, giveUp *bool) bool {
 				return true
 			}
 			for len(s) > 0 {
-				if refMatchNested(p[1:], s, nesting+1, giveUp) {
+				if refMatchNested(p[1:], s, nocase, nesting+1, giveUp) {
 					return true
 				}
 				if *giveUp {
@@ -64,14 +78,17 @@ func refMatchNested(p, s string, nesting int, giveUp *bool) bool {
 					p = p[1:]
 					break class
 				case len(p) >= 3 && p[1] == '-':
-					lo, hi, c := int8(p[0]), int8(p[2]), int8(s[0])
+					lo, hi, c := int(int8(p[0])), int(int8(p[2])), int(int8(s[0]))
 					if lo > hi {
 						lo, hi = hi, lo
+					}
+					if nocase {
+						lo, hi, c = refLower(lo), refLower(hi), refLower(c)
 					}
 					hit = hit || (lo <= c && c <= hi)
 					p = p[3:]
 				default:
-					hit = hit || p[0] == s[0]
+					hit = hit || p[0] == s[0] || (nocase && refLower(int(p[0])) == refLower(int(s[0])))
 					p = p[1:]
 				}
 			}
@@ -85,7 +102,7 @@ func refMatchNested(p, s string, nesting int, giveUp *bool) bool {
 			}
 			fallthrough
 		default:
-			if p[0] != s[0] {
+			if p[0] != s[0] && !(nocase && refLower(int(p[0])) == refLower(int(s[0]))) {
 				return false
 			}
 			p, s = p[1:], s[1:]
@@ -202,6 +219,45 @@ func FuzzMatch(f *testing.F) {
 		want := refMatch(pattern, channel)
 		if got := compilePattern(pattern).match(channel); got != want {
 			t.Fatalf("match(%q, %q) = %v; want %v (kind %d)", pattern, channel, got, want, compilePattern(pattern).kind)
+		}
+	})
+}
+
+func TestMatchFold(t *testing.T) {
+	cases := []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"MAXCLIENTS", "maxclients", true},
+		{"max*", "maxclients", true},
+		{"MAX[C]LIENTS", "maxclients", true},
+		{"m[^A]x*", "maxclients", false},
+		{"[\\M]axclients", "maxclients", false}, // escaped in a class: case-sensitive
+		{"\\Maxclients", "maxclients", true},    // escaped outside: folded
+		{"[Z-a]x", "ax", false},                // swapped before lowering: 'z'..'a' is empty
+		{"[a-Z]x", "ax", false},
+		{"[A-C]x", "bx", true},
+		{"[a-c]x", "BX", true},
+		{"TIME?UT", "timeout", true},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, MatchFold(tc.pattern, tc.name), "MatchFold(%q, %q)", tc.pattern, tc.name)
+		assert.Equal(t, tc.want, refMatchFold(tc.pattern, tc.name), "refMatchFold(%q, %q)", tc.pattern, tc.name)
+	}
+}
+
+func FuzzMatchFold(f *testing.F) {
+	f.Add("MAX[a-Z]*", "maxclients")
+	f.Add("[\\A]", "a")
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		if len(pattern) > 64 || len(name) > 64 {
+			return
+		}
+		if got, want := MatchFold(pattern, name), refMatchFold(pattern, name); got != want {
+			t.Fatalf("MatchFold(%q, %q) = %v; want %v", pattern, name, got, want)
+		}
+		if got, want := Match(pattern, name), refMatch(pattern, name); got != want {
+			t.Fatalf("Match(%q, %q) = %v; want %v", pattern, name, got, want)
 		}
 	})
 }

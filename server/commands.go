@@ -1064,12 +1064,24 @@ func cmdConfigGet(c *conn, w *resp.Writer, args []string) bool {
 		{"client-output-buffer-limit", fmt.Sprintf("normal 0 0 0 slave 268435456 67108864 60 pubsub %d %d %d", max(hard, 0), max(soft, 0), int(period.Seconds()))},
 		{"notify-keyspace-events", ""},
 	}
+	// As Redis's configGetCommand: a name without glob characters is looked
+	// up (case-insensitively) and echoed as the client wrote it; a pattern
+	// matches in nocase mode and yields the parameters' own names; a
+	// parameter is listed once, under the first spelling that found it.
 	var match [][2]string
-	for _, p := range params {
-		for _, pattern := range args[2:] {
-			if globMatch(lower(pattern), p[0]) {
+	seen := func(name string) bool {
+		return slices.ContainsFunc(match, func(m [2]string) bool { return strings.EqualFold(m[0], name) })
+	}
+	for _, pattern := range args[2:] {
+		if !strings.ContainsAny(pattern, "[*?") {
+			if i := slices.IndexFunc(params, func(p [2]string) bool { return strings.EqualFold(p[0], pattern) }); i >= 0 && !seen(pattern) {
+				match = append(match, [2]string{pattern, params[i][1]})
+			}
+			continue
+		}
+		for _, p := range params {
+			if !seen(p[0]) && pubsub.MatchFold(pattern, p[0]) {
 				match = append(match, p)
-				break
 			}
 		}
 	}
@@ -1079,26 +1091,6 @@ func cmdConfigGet(c *conn, w *resp.Writer, args []string) bool {
 		w.Bulk(p[1])
 	}
 	return false
-}
-
-// globMatch matches parameter names, which are plain ASCII, with '*' and
-// '?' only; Redis's full glob is not needed for them.
-func globMatch(pattern, name string) bool {
-	if pattern == "" {
-		return name == ""
-	}
-	switch pattern[0] {
-	case '*':
-		for i := 0; i <= len(name); i++ {
-			if globMatch(pattern[1:], name[i:]) {
-				return true
-			}
-		}
-		return false
-	case '?':
-		return name != "" && globMatch(pattern[1:], name[1:])
-	}
-	return name != "" && pattern[0] == name[0] && globMatch(pattern[1:], name[1:])
 }
 
 func cmdInfo(c *conn, w *resp.Writer, args []string) bool {

@@ -261,6 +261,18 @@ var scripts = map[string][]step{
 		cmd("a", "RESET"),
 		{conn: "a", args: []string{"QUIT"}, closes: true},
 	},
+	"CONFIG GET names": {
+		cmd("a", "CONFIG", "GET", "maxclients"),
+		cmd("a", "CONFIG", "GET", "MAXCLIENTS"),
+		cmd("a", "CONFIG", "GET", "MaxClients", "maxclients"),
+		cmd("a", "CONFIG", "GET", "MAXCLI*"),
+		cmd("a", "CONFIG", "GET", "max[C]lients"),
+		cmd("a", "CONFIG", "GET", "timeou?"),
+		cmd("a", "CONFIG", "GET", "no-such-parameter"),
+		cmd("a", "CONFIG", "GET", "**********************zq"), // no parameter ends so; exponential for a naive matcher
+		{conn: "b", args: []string{"HELLO", "3"}, normalize: normalizeHello},
+		cmd("b", "CONFIG", "GET", "Timeout"),
+	},
 	"transactions": {
 		{conn: "a", args: []string{"MULTI"}, replies: 1},
 		{conn: "a", args: []string{"PUBLISH", "news", "x"}, replies: 1},
