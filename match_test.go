@@ -234,7 +234,7 @@ func TestMatchFold(t *testing.T) {
 		{"m[^A]x*", "maxclients", false},
 		{"[\\M]axclients", "maxclients", false}, // escaped in a class: case-sensitive
 		{"\\Maxclients", "maxclients", true},    // escaped outside: folded
-		{"[Z-a]x", "ax", false},                // swapped before lowering: 'z'..'a' is empty
+		{"[Z-a]x", "ax", false},                 // swapped before lowering: 'z'..'a' is empty
 		{"[a-Z]x", "ax", false},
 		{"[A-C]x", "bx", true},
 		{"[a-c]x", "BX", true},
