@@ -34,6 +34,10 @@ func (e *ProtocolError) Error() string { return e.Msg }
 
 func protoErr(msg string) error { return &ProtocolError{Msg: "Protocol error: " + msg} }
 
+// maxKeptArgs is the largest argument slice kept for reuse between
+// commands.
+const maxKeptArgs = 1024
+
 // RequestReader reads commands as Redis reads them from a client: RESP
 // arrays of bulk strings, or inline commands (what telnet and redis-cli's
 // inline mode send). It is not safe for concurrent use.
@@ -65,6 +69,13 @@ func (r *RequestReader) Buffered() int { return r.br.Buffered() }
 // ignores it. A malformed request returns a *ProtocolError. The slice is
 // reused by the next call (the strings are not): clone it to keep it.
 func (r *RequestReader) ReadCommand() ([]string, error) {
+	// The previous command is done with: let its strings go, and drop a
+	// slice grown for a huge command rather than keep it for every next.
+	if cap(r.args) > maxKeptArgs {
+		r.args = nil
+	} else {
+		clear(r.args)
+	}
 	first, err := r.br.Peek(1)
 	if err != nil {
 		return nil, err
@@ -189,14 +200,31 @@ func (r *RequestReader) readMultibulk() ([]string, error) {
 			_, _ = r.br.Discard(int(size) + 2)
 			continue
 		}
-		buf := make([]byte, size+2) // larger than the read buffer
-		if _, err := io.ReadFull(r.br, buf); err != nil {
-			return nil, unexpectedEOF(err)
+		arg, err := r.readLargeBulk(size)
+		if err != nil {
+			return nil, err
 		}
-		args = append(args, string(buf[:size]))
+		args = append(args, arg)
 	}
 	r.args = args
 	return args, nil
+}
+
+// readLargeBulk reads a bulk string longer than the read buffer, and the
+// two bytes after it. A declared length is a claim, not an allocation: the
+// string grows with what arrives, so a client that declares 512 MB and
+// sends little costs little (Redis too grows its query buffer as the bytes
+// come).
+func (r *RequestReader) readLargeBulk(size int64) (string, error) {
+	var b strings.Builder
+	b.Grow(int(min(size, 2*int64(r.br.Size()))))
+	if _, err := io.CopyN(&b, r.br, size); err != nil {
+		return "", unexpectedEOF(err)
+	}
+	if _, err := r.br.Discard(2); err != nil {
+		return "", unexpectedEOF(err)
+	}
+	return b.String(), nil
 }
 
 // ParseInt parses a decimal integer as Redis's string2ll does: an optional

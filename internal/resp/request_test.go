@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -77,6 +78,45 @@ func TestReadCommandTruncatedInputIsUnexpectedEOF(t *testing.T) {
 	}
 	_, err := NewRequestReader(strings.NewReader("")).ReadCommand()
 	assert.ErrorIs(t, err, io.EOF)
+}
+
+// A declared bulk length is not an allocation: 512 MB declared and 70 KB
+// sent must cost about what was sent.
+func TestDeclaredBulkLengthIsNotAnAllocation(t *testing.T) {
+	in := "*2\r\n$4\r\nECHO\r\n$536870912\r\n" + strings.Repeat("x", 70<<10)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := NewRequestReader(strings.NewReader(in)).ReadCommand()
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	assert.Less(t, allocated, uint64(4<<20), "reading 70 KB of a declared 512 MB bulk allocated %d bytes", allocated)
+}
+
+// The memory of a command with very many arguments is released once the
+// next command is read: neither the slice nor its strings are kept.
+func TestHugeCommandIsNotKept(t *testing.T) {
+	many := make([]string, 100_001)
+	many[0] = "SUBSCRIBE"
+	for i := 1; i < len(many); i++ {
+		many[i] = "channel"
+	}
+	in := append(AppendCommand(nil, many...), AppendCommand(nil, "PING")...)
+	r := NewRequestReader(bytes.NewReader(in))
+	args, err := r.ReadCommand()
+	require.NoError(t, err)
+	require.Len(t, args, len(many))
+	args, err = r.ReadCommand()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"PING"}, args)
+	assert.LessOrEqual(t, cap(r.args), maxKeptArgs, "argument slice kept after a huge command")
+}
+
+func TestLargeBulkIsReadWhole(t *testing.T) {
+	big := strings.Repeat("0123456789", 100_000) // past the 64 KB read buffer
+	args, err := NewRequestReader(bytes.NewReader(AppendCommand(nil, "ECHO", big, "x"))).ReadCommand()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ECHO", big, "x"}, args)
 }
 
 // FuzzRequestReader: arbitrary bytes never panic the reader, and every
