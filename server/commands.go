@@ -183,6 +183,17 @@ func (c *conn) run(args []string) (quit bool) {
 	w.Buf, w.Proto = w.Buf[:0], c.protoNow()
 	quit = c.dispatch(w, args)
 	c.flushReply(w)
+	if cap(w.Buf) > outChunk { // a large reply: do not keep its buffer
+		w.Buf = nil
+	}
+	// CLIENT REPLY SKIP silences the command after it, as Redis's
+	// CLIENT_REPLY_SKIP_NEXT becomes CLIENT_REPLY_SKIP for one command.
+	switch c.replyMode {
+	case replySkipNext:
+		c.replyMode = replySkip
+	case replySkip:
+		c.replyMode = replyOn
+	}
 	return quit
 }
 
@@ -194,18 +205,12 @@ func (c *conn) protoNow() int {
 
 // flushReply queues w's bytes unless CLIENT REPLY says otherwise.
 func (c *conn) flushReply(w *resp.Writer) {
-	switch c.replyMode {
-	case replyOff:
-		return
-	case replySkip:
-		c.replyMode = replyOn
+	if c.replyMode == replyOff || c.replyMode == replySkip || len(w.Buf) == 0 {
 		return
 	}
-	if len(w.Buf) > 0 {
-		c.mu.Lock()
-		c.appendLocked(w.Buf) // the reader flushes once the pipeline is consumed
-		c.mu.Unlock()
-	}
+	c.mu.Lock()
+	c.appendLocked(w.Buf) // the reader flushes once the pipeline is consumed
+	c.mu.Unlock()
 }
 
 func (c *conn) dispatch(w *resp.Writer, args []string) (quit bool) {
@@ -887,8 +892,7 @@ func cmdClientReply(c *conn, w *resp.Writer, args []string) bool {
 	case "off":
 		c.replyMode = replyOff
 	case "skip":
-		c.replyMode = replySkip
-		return false // the reply to SKIP itself is skipped too
+		c.replyMode = replySkipNext // and SKIP itself has no reply
 	default:
 		w.Error("ERR syntax error")
 	}
@@ -909,7 +913,7 @@ func (c *conn) infoLine() string {
 	}
 	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=0 flags=%s db=%d sub=%d psub=%d ssub=%d multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%d tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
 		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, int(time.Since(c.born).Seconds()), flags, c.db,
-		len(c.channels), len(c.patterns), len(c.shard), len(c.out), cmd, c.proto, c.lib[0], c.lib[1])
+		len(c.channels), len(c.patterns), len(c.shard), c.out.pending(), cmd, c.proto, c.lib[0], c.lib[1])
 }
 
 func cmdClientInfo(c *conn, w *resp.Writer, _ []string) bool {
@@ -1047,21 +1051,12 @@ func writeCommandInfo(w *resp.Writer, cmd *command) {
 }
 
 func cmdConfigGet(c *conn, w *resp.Writer, args []string) bool {
-	hard := limit(c.srv.OutputHardLimit, DefaultOutputHardLimit)
-	soft := limit(c.srv.OutputSoftLimit, DefaultOutputSoftLimit)
-	period := c.srv.OutputSoftPeriod
-	if period == 0 {
-		period = DefaultOutputSoftPeriod
-	}
-	maxClients := c.srv.MaxClients
-	if maxClients == 0 {
-		maxClients = DefaultMaxClients
-	}
+	lim := c.srv.limits.Load()
 	params := [][2]string{
 		{"databases", "16"},
-		{"maxclients", strconv.Itoa(maxClients)},
-		{"timeout", strconv.Itoa(int(c.srv.IdleTimeout.Seconds()))},
-		{"client-output-buffer-limit", fmt.Sprintf("normal 0 0 0 slave 268435456 67108864 60 pubsub %d %d %d", max(hard, 0), max(soft, 0), int(period.Seconds()))},
+		{"maxclients", strconv.Itoa(lim.maxClients)},
+		{"timeout", strconv.Itoa(int(lim.idleTimeout.Seconds()))},
+		{"client-output-buffer-limit", "normal " + outputLimitText(lim.output[classNormal]) + " slave 268435456 67108864 60 pubsub " + outputLimitText(lim.output[classPubSub])},
 		{"notify-keyspace-events", ""},
 	}
 	// As Redis's configGetCommand: a name without glob characters is looked
@@ -1093,6 +1088,11 @@ func cmdConfigGet(c *conn, w *resp.Writer, args []string) bool {
 	return false
 }
 
+// outputLimitText writes one class's limit as CONFIG GET does.
+func outputLimitText(l OutputLimit) string {
+	return fmt.Sprintf("%d %d %d", max(l.Hard, 0), max(l.Soft, 0), int(l.SoftPeriod.Seconds()))
+}
+
 func cmdInfo(c *conn, w *resp.Writer, args []string) bool {
 	st := c.srv.broker.Stats()
 	c.srv.mu.Lock()
@@ -1102,7 +1102,7 @@ func cmdInfo(c *conn, w *resp.Writer, args []string) bool {
 		"server": fmt.Sprintf("# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nos:go\r\narch_bits:64\r\nprocess_id:0\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\n",
 			redisVersion, portOf(c.nc.LocalAddr()), int(time.Since(c.srv.started).Seconds()), int(time.Since(c.srv.started).Hours()/24)),
 		"clients": fmt.Sprintf("# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\npubsub_clients:%d\r\n",
-			clients, int(limit(int64(c.srv.MaxClients), DefaultMaxClients)), st.Subscriptions),
+			clients, c.srv.limits.Load().maxClients, st.Subscriptions),
 		"stats": fmt.Sprintf("# Stats\r\ntotal_connections_received:%d\r\ntotal_commands_processed:%d\r\nrejected_connections:%d\r\npubsub_channels:%d\r\npubsub_patterns:%d\r\npubsubshard_channels:%d\r\npubsub_messages_published:%d\r\npubsub_messages_delivered:%d\r\npubsub_messages_dropped:%d\r\n",
 			c.srv.stats.connections.Load(), c.srv.stats.commands.Load(), c.srv.stats.rejected.Load(),
 			st.Channels, st.Patterns, st.ShardChannels, st.Published, st.Delivered, st.Dropped),

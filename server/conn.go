@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gopherpubsub/pubsub"
@@ -13,16 +17,37 @@ import (
 )
 
 // conn is one client connection. Its reader goroutine runs commands one at
-// a time; its writer goroutine sends what is queued in out. Messages are
-// queued by publishing goroutines through sub's function, under mu, the
-// same lock replies are queued under, so a client sees replies and
-// messages in the order Redis would send them.
+// a time. Replies and pushed messages are queued in out under mu, the lock
+// publishing goroutines take to queue a message too, so a client sees
+// replies and messages in the order Redis would send them.
+//
+// Whoever holds writeMu writes the queue to the socket: the reader, with
+// one attempt that never blocks, once it has consumed a pipeline (as Redis
+// answers from its event loop, saving a goroutine hand-off per reply); and
+// the writer goroutine for the rest. So the reader never waits for a
+// client that does not read: it keeps reading commands, and their replies
+// wait in out, up to the client's output limit, as in Redis.
+//
+// The connection counts as a client (CLIENT LIST, MaxClients, Shutdown)
+// until both goroutines have ended: a client that sent QUIT after a
+// pipeline it never reads stays listed, and killable, while its replies
+// wait.
 type conn struct {
 	srv  *Server
 	nc   net.Conn
 	id   int64
 	rd   *resp.RequestReader
 	born time.Time
+	// ctx ends when the connection is killed; a command that may block
+	// (a PUBLISH to a Go subscriber under the Block policy) takes it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// lastIO is when a byte was last read from or written to the client
+	// (unix nanoseconds), for the idle timeout.
+	lastIO atomic.Int64
+	// running counts the connection's goroutines still running; the last
+	// one to end removes the connection from the Server.
+	running atomic.Int32
 
 	// Used only by the reader goroutine.
 	multi     *multiState
@@ -37,23 +62,27 @@ type conn struct {
 	lastCmd   string
 	proto     int // 2 or 3
 	authed    bool
-	out       []byte // queued output
-	softSince time.Time
-	closing   bool // no more output is accepted
+	out       outQueue
+	softSince time.Time // since when the output has been over the soft limit
+	closing   bool      // no more output is accepted
 	killed    bool
 	sub       *pubsub.Subscription
 	channels  map[string]struct{} // what this client holds, as Redis's client struct
 	patterns  map[string]struct{}
 	shard     map[string]struct{}
+	push      []byte // a pushed message being encoded
 
 	wake chan struct{} // cap 1: out has data, or closing changed
 	done chan struct{} // closed by kill
 
-	// writeMu is held by whoever writes to nc: the writer goroutine, or
-	// the reader flushing its own replies. The holder swaps out and spare,
-	// so output leaves in the order it was queued.
 	writeMu sync.Mutex
-	spare   []byte
+	// guards the fields below, and writing to nc
+	writing [][]byte        // chunks taken from out and not yet written
+	written int             // bytes of writing[0] already written
+	iov     net.Buffers     // reused to write writing with one writev
+	raw     syscall.RawConn // nc's, for writes that never block; nil if it has none
+
+	readDeadline bool // the reader set a read deadline; used only by the reader
 }
 
 type replyMode uint8
@@ -61,7 +90,8 @@ type replyMode uint8
 const (
 	replyOn replyMode = iota
 	replyOff
-	replySkip
+	replySkipNext // CLIENT REPLY SKIP: the next command's replies are skipped
+	replySkip     // the replies of the command running now are skipped
 )
 
 type multiState struct {
@@ -74,7 +104,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 		srv:      s,
 		nc:       nc,
 		id:       s.nextID.Add(1),
-		rd:       resp.NewRequestReader(nc),
 		born:     time.Now(),
 		proto:    2,
 		authed:   s.Password == "",
@@ -83,51 +112,74 @@ func newConn(s *Server, nc net.Conn) *conn {
 		shard:    map[string]struct{}{},
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		raw:      rawConn(nc),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.running.Store(2)
+	c.lastIO.Store(c.born.UnixNano())
+	c.rd = resp.NewRequestReader(idleReader{c})
 	c.rd.Authenticated = c.authed
-	c.rd.MaxQueryBuffer = max(limit(s.MaxQueryBuffer, DefaultMaxQueryBuffer), 0)
+	c.rd.MaxQueryBuffer = s.limits.Load().maxQueryBuffer
 	return c
 }
 
-// subscribedLocked reports whether the client holds any subscription, the
-// condition for RESP2's subscribed mode. c.mu must be held.
+// exited is called as each of the connection's goroutines ends.
+func (c *conn) exited() {
+	if c.running.Add(-1) == 0 {
+		c.srv.forget(c)
+	}
+}
+
+// subscribedLocked reports whether the client holds any subscription: the
+// condition for RESP2's subscribed mode, the pubsub output class and the
+// exemption from the idle timeout. c.mu must be held.
 func (c *conn) subscribedLocked() bool {
 	return len(c.channels)+len(c.patterns)+len(c.shard) > 0
 }
 
-// queueLocked appends b to the output, enforces the output limits and
-// wakes the writer. c.mu must be held.
+// queueLocked appends b to the output and wakes the writer. c.mu must be
+// held.
 func (c *conn) queueLocked(b []byte) {
 	if c.appendLocked(b) {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.wakeWriter()
 	}
 }
 
-// appendLocked appends b to the output and enforces the output limits,
-// without waking the writer; it reports whether b was queued.
-// c.mu must be held.
+// appendLocked appends b to the output and enforces the output limit,
+// without waking the writer; it reports whether b was queued. c.mu must be
+// held.
 func (c *conn) appendLocked(b []byte) bool {
 	if c.closing {
 		return false
 	}
-	c.out = append(c.out, b...)
-	pending := int64(len(c.out))
-	if hard := limit(c.srv.OutputHardLimit, DefaultOutputHardLimit); hard > 0 && pending > hard {
+	if !c.withinLimitsLocked(int64(len(b))) {
+		return false
+	}
+	c.out.append(b, &c.srv.chunks)
+	return true
+}
+
+// withinLimitsLocked checks the output limit of the client's class with
+// more bytes about to be queued, and disconnects the client past it, as
+// Redis does: the hard limit at once, the soft one once it has been
+// exceeded for its whole period. c.mu must be held.
+func (c *conn) withinLimitsLocked(more int64) bool {
+	class := classNormal
+	if c.subscribedLocked() {
+		class = classPubSub
+	}
+	lim := c.srv.limits.Load().output[class]
+	pending := c.out.pending() + more
+	if lim.Hard > 0 && pending > lim.Hard {
 		c.dropLocked("output buffer over the hard limit")
 		return false
 	}
-	if soft := limit(c.srv.OutputSoftLimit, DefaultOutputSoftLimit); soft > 0 && pending > soft {
-		period := c.srv.OutputSoftPeriod
-		if period == 0 {
-			period = DefaultOutputSoftPeriod
-		}
+	if lim.Soft > 0 && pending > lim.Soft {
+		now := time.Now()
 		switch {
 		case c.softSince.IsZero():
-			c.softSince = time.Now()
-		case time.Since(c.softSince) > period:
+			c.softSince = now
+		case now.Sub(c.softSince) > lim.SoftPeriod:
 			c.dropLocked("output buffer over the soft limit for too long")
 			return false
 		}
@@ -137,21 +189,6 @@ func (c *conn) appendLocked(b []byte) bool {
 	return true
 }
 
-// flushNow writes the queued output from the calling goroutine if no one
-// else is writing; otherwise the writer goroutine will. The reader calls
-// it once a pipeline is consumed, as Redis answers from its event loop,
-// saving a goroutine hand-off per reply.
-func (c *conn) flushNow() {
-	if !c.writeMu.TryLock() {
-		c.wakeWriter()
-		return
-	}
-	defer c.writeMu.Unlock()
-	if err := c.writeQueuedLocked(); err != nil {
-		c.kill()
-	}
-}
-
 func (c *conn) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
@@ -159,23 +196,139 @@ func (c *conn) wakeWriter() {
 	}
 }
 
-// writeQueuedLocked writes what is queued. c.writeMu must be held.
-func (c *conn) writeQueuedLocked() error {
-	c.mu.Lock()
-	c.spare, c.out = c.out, c.spare[:0]
-	c.mu.Unlock()
-	if len(c.spare) == 0 {
-		return nil
+// flushNow writes the queued output from the reader goroutine, with one
+// attempt that does not block, if no one else is writing; whatever is left
+// is the writer goroutine's.
+func (c *conn) flushNow() {
+	if c.raw == nil || !c.writeMu.TryLock() {
+		c.wakeWriter()
+		return
 	}
-	_, err := c.nc.Write(c.spare)
-	return err
+	c.takeLocked()
+	err := c.writeOnceLocked()
+	left := len(c.writing) > 0
+	c.writeMu.Unlock()
+	if err != nil {
+		c.kill()
+		return
+	}
+	if left {
+		c.wakeWriter()
+	}
+}
+
+// takeLocked moves the queued output to writing, if writing is empty.
+// c.writeMu must be held.
+func (c *conn) takeLocked() {
+	if len(c.writing) > 0 {
+		return
+	}
+	c.mu.Lock()
+	c.writing, c.out.chunks = c.out.chunks, c.writing[:0]
+	c.out.taken += c.out.queued
+	c.out.queued = 0
+	c.mu.Unlock()
+	c.written = 0
+}
+
+// wroteLocked accounts for n bytes of writing written, and gives written
+// chunks back to the pool. c.writeMu must be held.
+func (c *conn) wroteLocked(n int) {
+	if n <= 0 {
+		return
+	}
+	c.lastIO.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	c.out.taken -= int64(n)
+	c.mu.Unlock()
+	done := 0
+	for done < len(c.writing) {
+		left := len(c.writing[done]) - c.written
+		if n < left {
+			c.written += n
+			break
+		}
+		n -= left
+		c.srv.chunks.Put((*[outChunk]byte)(c.writing[done][:outChunk]))
+		c.writing[done] = nil
+		c.written = 0
+		done++
+	}
+	c.writing = c.writing[:copy(c.writing, c.writing[done:])]
+}
+
+// iovLocked returns what is left of writing as buffers for one writev.
+// c.writeMu must be held.
+func (c *conn) iovLocked() net.Buffers {
+	c.iov = append(c.iov[:0], c.writing...)
+	c.iov[0] = c.iov[0][c.written:]
+	return c.iov
+}
+
+// writeLoop writes whatever the reader's attempts leave, blocking as long
+// as the client takes to read it. While a write waits, the output limit is
+// checked every second, so a client that stopped reading is disconnected
+// once its soft limit's period has passed even when nothing more is
+// queued for it.
+func (c *conn) writeLoop() {
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		c.writeMu.Lock()
+		err := c.drainLocked()
+		c.writeMu.Unlock()
+		if err != nil {
+			c.kill()
+			return
+		}
+		c.mu.Lock()
+		finished := c.closing && c.out.pending() == 0
+		c.mu.Unlock()
+		if finished {
+			c.kill()
+			return
+		}
+	}
+}
+
+// limitCheckEvery is how often a blocked write wakes to check the output
+// limits.
+const limitCheckEvery = time.Second
+
+// drainLocked writes until nothing is queued. c.writeMu must be held.
+func (c *conn) drainLocked() error {
+	for {
+		c.takeLocked()
+		if len(c.writing) == 0 {
+			return nil
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(limitCheckEvery))
+		iov := c.iovLocked()
+		n, err := iov.WriteTo(c.nc)
+		c.wroteLocked(int(n))
+		if errors.Is(err, errDeadline) {
+			c.mu.Lock()
+			ok := !c.killed && c.withinLimitsLocked(0)
+			c.mu.Unlock()
+			if !ok {
+				return net.ErrClosed
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // dropLocked disconnects a client whose output is over a limit, as Redis
 // does: the queued output is discarded. c.mu must be held.
 func (c *conn) dropLocked(why string) {
 	c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", why)
-	c.out, c.closing = nil, true
+	c.closing = true
 	c.killLocked()
 }
 
@@ -183,6 +336,7 @@ func (c *conn) killLocked() {
 	if !c.killed {
 		c.killed = true
 		close(c.done)
+		c.cancel()
 		c.nc.Close()
 	}
 }
@@ -201,10 +355,7 @@ func (c *conn) closeAfterFlush() {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.wakeWriter()
 }
 
 // deliver is the subscription's function: it queues a pushed message.
@@ -226,7 +377,7 @@ func (c *conn) deliver(m pubsub.Message) {
 	if !held {
 		return
 	}
-	w := resp.Writer{Proto: c.proto}
+	w := resp.Writer{Proto: c.proto, Buf: c.push[:0]}
 	switch m.Kind {
 	case pubsub.KindPMessage:
 		w.Push(4)
@@ -239,50 +390,15 @@ func (c *conn) deliver(m pubsub.Message) {
 	w.Bulk(m.Channel)
 	w.Bulk(m.Payload)
 	c.queueLocked(w.Buf)
-}
-
-func (c *conn) writeLoop() {
-	for {
-		select {
-		case <-c.wake:
-		case <-c.done:
-			return
-		}
-		c.mu.Lock()
-		closing := c.closing
-		c.mu.Unlock()
-		c.writeMu.Lock()
-		err := c.writeQueuedLocked()
-		c.writeMu.Unlock()
-		if err != nil {
-			c.kill()
-			return
-		}
-		if closing {
-			c.mu.Lock()
-			empty := len(c.out) == 0
-			c.mu.Unlock()
-			if empty {
-				c.kill()
-				return
-			}
-		}
+	c.push = w.Buf[:0]
+	if cap(c.push) > outChunk { // a large message: do not keep its buffer
+		c.push = nil
 	}
 }
 
 func (c *conn) readLoop() {
 	defer c.finish()
 	for {
-		if t := c.srv.IdleTimeout; t > 0 {
-			c.mu.Lock()
-			subscribed := c.subscribedLocked()
-			c.mu.Unlock()
-			if subscribed { // Redis never times out Pub/Sub clients
-				_ = c.nc.SetReadDeadline(time.Time{})
-			} else {
-				_ = c.nc.SetReadDeadline(time.Now().Add(t))
-			}
-		}
 		args, err := c.rd.ReadCommand()
 		if err != nil {
 			var pe *resp.ProtocolError
@@ -295,9 +411,12 @@ func (c *conn) readLoop() {
 				c.closeAfterFlush()
 				return
 			}
-			if errors.Is(err, resp.ErrQueryBufferLimit) {
+			switch {
+			case errors.Is(err, resp.ErrQueryBufferLimit):
 				c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", "command over the query buffer limit")
-			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			case errors.Is(err, errIdle):
+				c.srv.logger().Debug("pubsub server: idle client timed out", "id", c.id, "addr", c.nc.RemoteAddr())
+			case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 				c.srv.logger().Debug("pubsub server: read", "id", c.id, "err", err)
 			}
 			c.kill()
@@ -317,7 +436,9 @@ func (c *conn) readLoop() {
 	}
 }
 
-// finish releases what the connection holds once its reader is done.
+// finish releases what the connection holds once its reader is done. The
+// writer ends the connection once the queue is written, or at once if it
+// was killed.
 func (c *conn) finish() {
 	c.mu.Lock()
 	sub := c.sub
@@ -325,9 +446,6 @@ func (c *conn) finish() {
 	if sub != nil {
 		_ = sub.Close()
 	}
-	c.srv.forget(c)
-	// The writer ends the connection once the queue is flushed (or at once
-	// if it was killed).
 }
 
 // subscription returns the client's subscription, made on first use.
@@ -342,5 +460,47 @@ func (c *conn) subscriptionLocked() (*pubsub.Subscription, error) {
 	}
 	return c.sub, nil
 }
+
+// errIdle ends the reader of a client idle for longer than the timeout.
+var errIdle = errors.New("server: idle timeout")
+
+// idleReader reads from the client for the RequestReader, noting each
+// byte's arrival and enforcing the idle timeout as Redis does: a client is
+// idle when nothing has been read from it or written to it for the
+// timeout, in the middle of a command or not, and a subscribed client
+// never is.
+type idleReader struct{ c *conn }
+
+func (r idleReader) Read(p []byte) (int, error) {
+	c := r.c
+	for {
+		timeout := c.srv.limits.Load().idleTimeout
+		c.mu.Lock()
+		exempt := timeout <= 0 || c.subscribedLocked()
+		c.mu.Unlock()
+		switch {
+		case !exempt:
+			_ = c.nc.SetReadDeadline(time.Unix(0, c.lastIO.Load()).Add(timeout))
+			c.readDeadline = true
+		case c.readDeadline:
+			_ = c.nc.SetReadDeadline(time.Time{})
+			c.readDeadline = false
+		}
+		n, err := c.nc.Read(p)
+		if n > 0 {
+			c.lastIO.Store(time.Now().UnixNano())
+		}
+		if n > 0 || !errors.Is(err, errDeadline) {
+			return n, err
+		}
+		if time.Since(time.Unix(0, c.lastIO.Load())) >= timeout {
+			return 0, errIdle
+		}
+		// Something was written meanwhile: the client is not idle.
+	}
+}
+
+// errDeadline is the error of a read or write past its deadline.
+var errDeadline = os.ErrDeadlineExceeded
 
 func lower(s string) string { return strings.ToLower(s) }

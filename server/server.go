@@ -24,12 +24,24 @@ import (
 
 // Defaults of the Server's limits, as Redis's defaults.
 const (
-	DefaultMaxClients       = 10000
-	DefaultOutputHardLimit  = 32 << 20
-	DefaultOutputSoftLimit  = 8 << 20
-	DefaultOutputSoftPeriod = 60 * time.Second
-	DefaultMaxQueryBuffer   = 1 << 30
+	DefaultMaxClients     = 10000
+	DefaultMaxQueryBuffer = 1 << 30
 )
+
+// DefaultPubSubOutputLimit is Redis's client-output-buffer-limit for the
+// pubsub class: "pubsub 32mb 8mb 60". The normal class has no limit by
+// default, as in Redis.
+var DefaultPubSubOutputLimit = OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftPeriod: 60 * time.Second}
+
+// OutputLimit is one class's client-output-buffer-limit: how many bytes of
+// replies and messages may wait for a client that does not read them.
+// Past Hard the client is disconnected at once; past Soft for longer than
+// SoftPeriod too. 0 means no limit, as in Redis.
+type OutputLimit struct {
+	Hard       int64
+	Soft       int64
+	SoftPeriod time.Duration
+}
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.
 var ErrServerClosed = errors.New("server: closed")
@@ -48,29 +60,28 @@ type Server struct {
 	// DefaultMaxClients. Past it, a new client gets Redis's error and is
 	// disconnected.
 	MaxClients int
-	// OutputHardLimit is the most bytes of replies and messages a client
-	// may have pending before it is disconnected, as Redis's
-	// client-output-buffer-limit pubsub; 0 means DefaultOutputHardLimit,
-	// negative means no limit.
-	OutputHardLimit int64
-	// A client with more than OutputSoftLimit bytes pending for longer than
-	// OutputSoftPeriod is disconnected too; 0 means the defaults, negative
-	// means no soft limit.
-	OutputSoftLimit  int64
-	OutputSoftPeriod time.Duration
+	// PubSubOutputLimit applies to a client while it holds any
+	// subscription, NormalOutputLimit to the others, as Redis's
+	// client-output-buffer-limit classes. nil means Redis's defaults:
+	// [DefaultPubSubOutputLimit], and no limit for normal clients.
+	PubSubOutputLimit *OutputLimit
+	NormalOutputLimit *OutputLimit
 	// MaxQueryBuffer is the most bytes one command may take, as Redis's
 	// client-query-buffer-limit: a client sending a longer one is
 	// disconnected. 0 means DefaultMaxQueryBuffer, negative means no limit.
 	MaxQueryBuffer int64
-	// IdleTimeout disconnects a client that sends nothing for this long,
-	// except subscribed clients, which Redis never times out. 0 (the
-	// default, as in Redis) means never.
+	// IdleTimeout disconnects a client when no byte has been read from it
+	// or written to it for this long, even in the middle of a command, as
+	// Redis's timeout does; subscribed clients are exempt, as in Redis. 0
+	// (the default, as in Redis) means never.
 	IdleTimeout time.Duration
 	// Logger receives connection errors; nil means slog.Default().
 	Logger *slog.Logger
 
 	nextID    atomic.Int64
 	started   time.Time
+	limits    atomic.Pointer[limits] // resolved from the fields by init
+	chunks    sync.Pool              // output chunks (see outQueue)
 	stats     serverStats
 	tableOnce sync.Once
 	commands  *commandTable
@@ -92,11 +103,56 @@ type serverStats struct {
 	rejected    atomic.Int64
 }
 
+// limits are the Server's limits with every default resolved, in one
+// place. Connections read them on each use, so that they can change at
+// run time.
+type limits struct {
+	maxClients     int
+	maxQueryBuffer int64 // 0: none
+	output         [2]OutputLimit // by outputClass
+	idleTimeout    time.Duration
+}
+
+// outputClass is a client's class for its output limit, as in Redis.
+type outputClass uint8
+
+const (
+	classNormal outputClass = iota
+	classPubSub
+)
+
+func (s *Server) resolveLimits() *limits {
+	l := &limits{
+		maxClients:     s.MaxClients,
+		maxQueryBuffer: s.MaxQueryBuffer,
+		idleTimeout:    s.IdleTimeout,
+	}
+	if l.maxClients == 0 {
+		l.maxClients = DefaultMaxClients
+	}
+	switch {
+	case l.maxQueryBuffer == 0:
+		l.maxQueryBuffer = DefaultMaxQueryBuffer
+	case l.maxQueryBuffer < 0:
+		l.maxQueryBuffer = 0
+	}
+	l.output[classPubSub] = DefaultPubSubOutputLimit
+	if s.PubSubOutputLimit != nil {
+		l.output[classPubSub] = *s.PubSubOutputLimit
+	}
+	if s.NormalOutputLimit != nil {
+		l.output[classNormal] = *s.NormalOutputLimit
+	}
+	return l
+}
+
 func (s *Server) init() {
 	if s.broker != nil {
 		return
 	}
 	s.started = time.Now()
+	s.limits.Store(s.resolveLimits())
+	s.chunks.New = func() any { return new([outChunk]byte) }
 	s.broker = s.Broker
 	if s.broker == nil {
 		s.broker, s.ownBroker = pubsub.New(), true
@@ -110,13 +166,6 @@ func (s *Server) logger() *slog.Logger {
 		return s.Logger
 	}
 	return slog.Default()
-}
-
-func limit(v, def int64) int64 {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // Serve accepts connections on ln and serves each on its own goroutines
@@ -172,11 +221,7 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	s.stats.connections.Add(1)
-	max := s.MaxClients
-	if max == 0 {
-		max = DefaultMaxClients
-	}
-	if len(s.conns) >= max {
+	if len(s.conns) >= s.limits.Load().maxClients {
 		s.stats.rejected.Add(1)
 		// As Redis: reply, then close, without reading anything.
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -189,10 +234,12 @@ func (s *Server) accept(nc net.Conn) {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
+		defer c.exited()
 		c.readLoop()
 	}()
 	go func() {
 		defer s.wg.Done()
+		defer c.exited()
 		c.writeLoop()
 	}()
 }
@@ -221,14 +268,15 @@ func (s *Server) BrokerInUse() *pubsub.Broker {
 
 // Close stops the listeners and drops every connection at once, then
 // waits for the connection goroutines to end. Pending output is discarded.
+// A Broker the Server made is closed; one it was given is not.
 func (s *Server) Close() error {
 	return s.stop(nil)
 }
 
 // Shutdown stops the listeners, then lets every connection write what is
 // already queued for it before closing it, and returns once all are
-// closed or ctx ends (then it drops the rest, as Close does, and returns
-// ctx.Err()).
+// closed or ctx ends. Then it drops the rest, as Close does, and returns
+// ctx.Err() without waiting for a command still running to return.
 func (s *Server) Shutdown(ctx context.Context) error {
 	return s.stop(ctx)
 }
@@ -250,25 +298,31 @@ func (s *Server) stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	var err error
 	for _, c := range conns {
 		c.closeAfterFlush()
 	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
 	if ctx != nil {
-		done := make(chan struct{})
-		go func() { s.wg.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
 	}
-	for _, c := range conns {
+	// Whatever is left is dropped now. A connection's goroutines end as
+	// soon as their socket is closed, or, for a reader in the middle of a
+	// command, once that command returns; Close waits for them, Shutdown
+	// past its deadline does not, as net/http's Shutdown.
+	for _, c := range s.connections() {
 		c.kill()
 	}
-	s.wg.Wait()
 	if s.ownBroker {
-		_ = s.broker.Close()
+		_ = s.broker.Close() // a command still running then ends at once
+	}
+	if ctx == nil {
+		<-done
 	}
 	return err
 }

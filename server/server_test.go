@@ -440,7 +440,7 @@ func TestMaxClients(t *testing.T) {
 // reads; past the output limit it is disconnected, as Redis does, while a
 // reading subscriber gets every message.
 func TestSlowSubscriberIsDisconnectedOthersLoseNothing(t *testing.T) {
-	srv := &Server{OutputHardLimit: 1 << 20, OutputSoftLimit: -1}
+	srv := &Server{PubSubOutputLimit: &OutputLimit{Hard: 1 << 20}}
 	addr := start(t, srv)
 
 	slow, err := net.Dial("tcp", addr)

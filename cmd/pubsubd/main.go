@@ -1,6 +1,32 @@
 // Command pubsubd serves an in-process pubsub engine over the Redis
 // protocol: a Redis Pub/Sub server that Redis clients such as redis-cli
 // and redis-py talk to unchanged.
+//
+// Usage:
+//
+//	pubsubd [flags]
+//
+// The flags, each named after the Redis setting it mirrors:
+//
+//	-bind addr             address to listen on (default 127.0.0.1)
+//	-port n                TCP port (default 6379)
+//	-requirepass pw        password clients must give with AUTH or HELLO
+//	-maxclients n          most clients at once (default 10000)
+//	-timeout t             close a client idle this long, in seconds or as a
+//	                       Go duration (300, 5m); subscribed clients never
+//	                       time out (default 0: never)
+//	-client-output-buffer-limit-pubsub "hard soft secs"
+//	                       output limit of subscribed clients (default
+//	                       "32mb 8mb 60")
+//	-client-output-buffer-limit-normal "hard soft secs"
+//	                       output limit of the others (default "0 0 0": none)
+//	-client-query-buffer-limit size
+//	                       most bytes one command may take (default 1gb)
+//	-shutdown-timeout d    how long SIGINT or SIGTERM waits for clients to
+//	                       receive what is queued for them (default 5s)
+//
+// It logs with log/slog to standard error and exits 0 after a clean
+// shutdown.
 package main
 
 import (
@@ -20,7 +46,10 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "pubsubd:", err)
 		os.Exit(1)
 	}
@@ -32,49 +61,68 @@ func run(args []string) error {
 	port := fs.Int("port", 6379, "TCP port")
 	password := fs.String("requirepass", "", "password clients must give with AUTH or HELLO")
 	maxClients := fs.Int("maxclients", server.DefaultMaxClients, "most clients at once")
-	hard := fs.Int64("output-hard-limit", server.DefaultOutputHardLimit, "bytes pending for a client before it is disconnected (negative: none)")
-	soft := fs.Int64("output-soft-limit", server.DefaultOutputSoftLimit, "bytes pending for longer than -output-soft-seconds before a client is disconnected (negative: none)")
-	softPeriod := fs.Duration("output-soft-period", server.DefaultOutputSoftPeriod, "how long a client may stay over the soft limit")
-	queryLimit := fs.Int64("client-query-buffer-limit", server.DefaultMaxQueryBuffer, "most bytes one command may take (negative: no limit)")
-	timeout := fs.Duration("timeout", 0, "disconnect clients idle this long (never subscribed ones; 0: never)")
+	timeout := fs.String("timeout", "0", "close a client idle this long, in seconds or as a duration (subscribed clients never; 0: never)")
+	pubsubLimit := fs.String("client-output-buffer-limit-pubsub", "32mb 8mb 60", "output limit of subscribed clients: hard, soft, soft seconds (0: none)")
+	normalLimit := fs.String("client-output-buffer-limit-normal", "0 0 0", "output limit of other clients: hard, soft, soft seconds (0: none)")
+	queryLimit := fs.String("client-query-buffer-limit", "1gb", "most bytes one command may take (0: no limit)")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 5*time.Second, "how long a shutdown waits for clients to receive what is queued for them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	srv := &server.Server{Password: *password, MaxClients: *maxClients, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	if err := configure(srv, *timeout, *pubsubLimit, *normalLimit, *queryLimit); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		return err
 	}
-	srv := &server.Server{
-		Password:         *password,
-		MaxClients:       *maxClients,
-		OutputHardLimit:  *hard,
-		OutputSoftLimit:  *soft,
-		OutputSoftPeriod: *softPeriod,
-		MaxQueryBuffer:   *queryLimit,
-		IdleTimeout:      *timeout,
-		Logger:           logger,
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logger.Info("pubsubd ready to accept connections", "addr", ln.Addr().String())
+	srv.Logger.Info("pubsubd ready to accept connections", "addr", ln.Addr().String())
 
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
 	}
-	logger.Info("pubsubd shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	srv.Logger.Info("pubsubd shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
 		return err
+	}
+	return nil
+}
+
+// configure sets the limits given in Redis's notation.
+func configure(srv *server.Server, timeout, pubsubLimit, normalLimit, queryLimit string) error {
+	var err error
+	if srv.IdleTimeout, err = server.ParseTimeout(timeout); err != nil {
+		return err
+	}
+	pubsub, err := server.ParseOutputLimit(pubsubLimit)
+	if err != nil {
+		return err
+	}
+	normal, err := server.ParseOutputLimit(normalLimit)
+	if err != nil {
+		return err
+	}
+	srv.PubSubOutputLimit, srv.NormalOutputLimit = &pubsub, &normal
+	query, err := server.ParseMemory(queryLimit)
+	if err != nil {
+		return err
+	}
+	srv.MaxQueryBuffer = query
+	if query == 0 {
+		srv.MaxQueryBuffer = -1 // no limit
 	}
 	return nil
 }
