@@ -108,7 +108,7 @@ type serverStats struct {
 // run time.
 type limits struct {
 	maxClients     int
-	maxQueryBuffer int64 // 0: none
+	maxQueryBuffer int64          // 0: none
 	output         [2]OutputLimit // by outputClass
 	idleTimeout    time.Duration
 }
