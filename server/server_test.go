@@ -261,6 +261,18 @@ var scripts = map[string][]step{
 		cmd("a", "RESET"),
 		{conn: "a", args: []string{"QUIT"}, closes: true},
 	},
+	"CLIENT REPLY": {
+		// SKIP has no reply of its own and silences only the next command.
+		{conn: "a", raw: "CLIENT REPLY SKIP\r\nPING one\r\nPING two\r\n", replies: 1},
+		cmd("a", "CLIENT", "REPLY", "ON"),
+		cmd("b", "SUBSCRIBE", "ch"),
+		// SKIP never silences a pushed message.
+		{conn: "a", raw: "CLIENT REPLY SKIP\r\nPUBLISH ch skipped-reply\r\nPUBLISH ch counted\r\n", replies: 1},
+		// OFF silences replies only: subscribe confirmations and messages
+		// still arrive, as from Redis 7.0.
+		{conn: "c", args: []string{"HELLO", "3"}, normalize: normalizeHello},
+		{conn: "c", raw: "CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nPUBLISH ch to-myself\r\nPING\r\nPUBLISH ch again\r\n", replies: 3},
+	},
 	"CONFIG GET names": {
 		cmd("a", "CONFIG", "GET", "maxclients"),
 		cmd("a", "CONFIG", "GET", "MAXCLIENTS"),
