@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gopherpubsub/pubsub/internal/redistest"
+	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
 // need skips the test when a tool is missing, or fails it when CI is set.
@@ -169,4 +171,50 @@ func reachable(addr string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// TestSIGTERMWithAClientThatNeverReads: pubsubd exits within its shutdown
+// timeout on SIGTERM, whatever a client does; here one has sent a
+// pipeline and QUIT and never reads its replies.
+func TestSIGTERMWithAClientThatNeverReads(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "pubsubd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run(), "building pubsubd")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	var log lockedBuffer
+	srv := exec.Command(bin, "-port", strconv.Itoa(port), "-shutdown-timeout", "500ms")
+	srv.Stdout, srv.Stderr = &log, &log
+	require.NoError(t, srv.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() { _ = srv.Process.Kill() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var nc net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for nc == nil {
+		nc, err = net.Dial("tcp", addr)
+		require.True(t, err == nil || time.Now().Before(deadline), "pubsubd not listening: %v; log:\n%s", err, log.String())
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer nc.Close()
+	require.NoError(t, nc.(*net.TCPConn).SetReadBuffer(4096))
+	var pipeline []byte
+	for range 4000 {
+		pipeline = resp.AppendCommand(pipeline, "ECHO", strings.Repeat("x", 4096))
+	}
+	_, err = nc.Write(append(pipeline, resp.AppendCommand(nil, "QUIT")...))
+	require.NoError(t, err)
+
+	require.NoError(t, srv.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		assert.NoError(t, err, "log:\n%s", log.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("pubsubd did not exit within 10 s of SIGTERM (shutdown timeout 500 ms); log:\n%s", log.String())
+	}
 }
