@@ -689,12 +689,12 @@ func (b *Broker) forget(s *Subscription) {
 	b.mu.Unlock()
 }
 
-// index returns the index that holds memberships of kind.
-func (b *Broker) index(kind subKind) indexer {
-	switch kind {
-	case kindPattern:
+// index returns the index that holds memberships of namespace ns.
+func (b *Broker) index(ns Namespace) indexer {
+	switch ns {
+	case Patterns:
 		return b.patterns
-	case kindShard:
+	case ShardChannels:
 		return b.shardChannels
 	}
 	return b.channels

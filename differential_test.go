@@ -102,7 +102,7 @@ func TestScriptsAgainstRedis(t *testing.T) {
 		for step, o := range ops {
 			sub := h.subs[o.sub]
 			before := sub.Stats()
-			held := map[subKind]int{kindChannel: before.Channels, kindPattern: before.Patterns, kindShard: before.ShardChannels}[opSubKind(o.kind)]
+			held := map[Namespace]int{Channels: before.Channels, Patterns: before.Patterns, ShardChannels: before.ShardChannels}[opSubKind(o.kind)]
 			heldNames := func() []string {
 				c, p, s := sub.Subscribed()
 				return [][]string{c, p, s}[opSubKind(o.kind)]
@@ -132,7 +132,7 @@ func TestScriptsAgainstRedis(t *testing.T) {
 				}
 				names, count := red.subscribeReplies(c, redisCommand[o.kind], n)
 				want := int64(after.Channels + after.Patterns)
-				if opSubKind(o.kind) == kindShard {
+				if opSubKind(o.kind) == ShardChannels {
 					want = int64(after.ShardChannels)
 				}
 				require.Equal(t, want, count, "script %d step %d %+v: count in the last reply", seed, step, o)

@@ -79,7 +79,7 @@ func randomOps(r *rand.Rand, n int) []op {
 }
 
 type modelSub struct {
-	sets [3]map[string]bool // by subKind
+	sets [3]map[string]bool // by Namespace
 }
 
 type model struct {
@@ -98,14 +98,14 @@ func (m *model) fresh() *modelSub {
 	return &modelSub{sets: [3]map[string]bool{{}, {}, {}}}
 }
 
-func opSubKind(k opKind) subKind {
+func opSubKind(k opKind) Namespace {
 	switch k {
 	case opPSubscribe, opPUnsubscribe:
-		return kindPattern
+		return Patterns
 	case opSSubscribe, opSUnsubscribe:
-		return kindShard
+		return ShardChannels
 	}
-	return kindChannel
+	return Channels
 }
 
 // apply performs o and returns what a publish delivers, per subscription.
@@ -132,14 +132,14 @@ func (m *model) apply(o op) (int, [][]Message) {
 		count := 0
 		for i, s := range m.subs {
 			if o.kind == opSPublish {
-				if s.sets[kindShard][ch] {
+				if s.sets[ShardChannels][ch] {
 					out[i] = append(out[i], Message{Kind: KindSMessage, Channel: ch, Payload: "p"})
 				}
 			} else {
-				if s.sets[kindChannel][ch] {
+				if s.sets[Channels][ch] {
 					out[i] = append(out[i], Message{Kind: KindMessage, Channel: ch, Payload: "p"})
 				}
-				for p := range s.sets[kindPattern] {
+				for p := range s.sets[Patterns] {
 					if refMatch(p, ch) {
 						out[i] = append(out[i], Message{Kind: KindPMessage, Channel: ch, Pattern: p, Payload: "p"})
 					}
@@ -152,7 +152,7 @@ func (m *model) apply(o op) (int, [][]Message) {
 	return 0, nil
 }
 
-func (m *model) numSub(kind subKind, ch string) int {
+func (m *model) numSub(kind Namespace, ch string) int {
 	n := 0
 	for _, s := range m.subs {
 		if s.sets[kind][ch] {
@@ -165,12 +165,12 @@ func (m *model) numSub(kind subKind, ch string) int {
 func (m *model) numPat() int {
 	all := map[string]bool{}
 	for _, s := range m.subs {
-		maps.Copy(all, s.sets[kindPattern])
+		maps.Copy(all, s.sets[Patterns])
 	}
 	return len(all)
 }
 
-func (m *model) channels(kind subKind, keep func(string) bool) []string {
+func (m *model) channels(kind Namespace, keep func(string) bool) []string {
 	var out []string
 	for _, ch := range modelChannels {
 		if m.numSub(kind, ch) > 0 && keep(ch) {
@@ -254,16 +254,16 @@ func checkScript(t testing.TB, ops []op) {
 		for i, s := range h.subs {
 			st := s.Stats()
 			ms := m.subs[i]
-			require.Equal(t, len(ms.sets[kindChannel])+len(ms.sets[kindPattern]), st.Channels+st.Patterns, "step %d: count of subscription %d", step, i)
-			require.Equal(t, len(ms.sets[kindShard]), st.ShardChannels, "step %d: shard count of subscription %d", step, i)
+			require.Equal(t, len(ms.sets[Channels])+len(ms.sets[Patterns]), st.Channels+st.Patterns, "step %d: count of subscription %d", step, i)
+			require.Equal(t, len(ms.sets[ShardChannels]), st.ShardChannels, "step %d: shard count of subscription %d", step, i)
 		}
 		numSub, err := h.b.NumSub(ctx, modelChannels...)
 		require.NoError(t, err)
 		shardNumSub, err := h.b.ShardNumSub(ctx, modelChannels...)
 		require.NoError(t, err)
 		for _, ch := range modelChannels {
-			require.Equal(t, m.numSub(kindChannel, ch), numSub[ch], "step %d: NUMSUB %q", step, ch)
-			require.Equal(t, m.numSub(kindShard, ch), shardNumSub[ch], "step %d: SHARDNUMSUB %q", step, ch)
+			require.Equal(t, m.numSub(Channels, ch), numSub[ch], "step %d: NUMSUB %q", step, ch)
+			require.Equal(t, m.numSub(ShardChannels, ch), shardNumSub[ch], "step %d: SHARDNUMSUB %q", step, ch)
 		}
 		numPat, err := h.b.NumPat(ctx)
 		require.NoError(t, err)
@@ -272,10 +272,10 @@ func checkScript(t testing.TB, ops []op) {
 			keep := func(ch string) bool { return p == "*" || refMatch(p, ch) }
 			chans, err := h.b.Channels(ctx, p)
 			require.NoError(t, err)
-			require.ElementsMatch(t, m.channels(kindChannel, keep), chans, "step %d: CHANNELS %q", step, p)
+			require.ElementsMatch(t, m.channels(Channels, keep), chans, "step %d: CHANNELS %q", step, p)
 			shard, err := h.b.ShardChannels(ctx, p)
 			require.NoError(t, err)
-			require.ElementsMatch(t, m.channels(kindShard, keep), shard, "step %d: SHARDCHANNELS %q", step, p)
+			require.ElementsMatch(t, m.channels(ShardChannels, keep), shard, "step %d: SHARDCHANNELS %q", step, p)
 		}
 	}
 }

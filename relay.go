@@ -17,17 +17,16 @@ import (
 // the calls are serialized; for different subscriptions they may run
 // concurrently.
 type Relay interface {
-	// Join is called before a subscription takes names of kind it did not
-	// hold (KindMessage: channels, KindPMessage: patterns, KindSMessage:
-	// shard channels). It returns once messages for them published on the
+	// Join is called before a subscription takes names of ns it did not
+	// hold. It returns once messages for them published on the
 	// external engine will reach Deliver, so that Subscribe keeps its
 	// promise of returning only once live. If it returns an error, the
 	// subscription is left as it was and Subscribe returns that error.
-	Join(ctx context.Context, kind Kind, names []string) error
+	Join(ctx context.Context, ns Namespace, names []string) error
 	// Leave is called after a subscription has dropped names, by
 	// Unsubscribe, Close or the Disconnect policy. It must not block for
 	// long: Close calls it.
-	Leave(kind Kind, names []string)
+	Leave(ns Namespace, names []string)
 }
 
 // WithRelay makes the Broker a local fan-out for an external engine; see
@@ -80,12 +79,11 @@ func (b *Broker) Deliver(ctx context.Context, m Message) (int, error) {
 	return t.receivers, t.err
 }
 
-// ReportGap records, on every subscription holding one of names of kind
-// (as in [Relay.Join]), that messages to it may have been lost outside the
+// ReportGap records, on every subscription holding one of names of ns, that messages to it may have been lost outside the
 // Broker: by a dropped connection to the external engine, say. Each
 // (subscription, name) pair adds one to that subscription's
 // [SubscriptionStats].Gaps. It returns the number of pairs.
-func (b *Broker) ReportGap(kind Kind, names ...string) int {
+func (b *Broker) ReportGap(ns Namespace, names ...string) int {
 	if b.check(context.Background()) != nil {
 		return 0
 	}
@@ -97,27 +95,16 @@ func (b *Broker) ReportGap(kind Kind, names ...string) int {
 		}
 	}
 	for _, name := range names {
-		switch kind {
-		case KindMessage:
+		switch ns {
+		case Channels:
 			members, _ := b.channels.lookup(name)
 			note(members)
-		case KindSMessage:
+		case ShardChannels:
 			members, _ := b.shardChannels.lookup(name)
 			note(members)
-		case KindPMessage:
+		case Patterns:
 			b.patterns.withMembers(name, note)
 		}
 	}
 	return n
-}
-
-// messageKind is the Kind of the messages a membership of kind receives.
-func (k subKind) messageKind() Kind {
-	switch k {
-	case kindPattern:
-		return KindPMessage
-	case kindShard:
-		return KindSMessage
-	}
-	return KindMessage
 }

@@ -19,18 +19,18 @@ type recordingRelay struct {
 	refuse error
 }
 
-func (r *recordingRelay) Join(ctx context.Context, kind Kind, names []string) error {
+func (r *recordingRelay) Join(ctx context.Context, ns Namespace, names []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, fmt.Sprintf("join %v %q", kind, names))
+	r.calls = append(r.calls, fmt.Sprintf("join %v %q", ns.Kind(), names))
 	return r.refuse
 }
 
-func (r *recordingRelay) Leave(kind Kind, names []string) {
+func (r *recordingRelay) Leave(ns Namespace, names []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	slices.Sort(names)
-	r.calls = append(r.calls, fmt.Sprintf("leave %v %q", kind, names))
+	r.calls = append(r.calls, fmt.Sprintf("leave %v %q", ns.Kind(), names))
 }
 
 func (r *recordingRelay) take() []string {
@@ -136,9 +136,9 @@ func TestReportGapCountsPerSubscriptionAndName(t *testing.T) {
 	bystander, err := b.Subscribe(ctx, "c")
 	require.NoError(t, err)
 
-	assert.Equal(t, 2, b.ReportGap(KindMessage, "a", "b", "nobody"))
-	assert.Equal(t, 1, b.ReportGap(KindPMessage, "p*"))
-	assert.Equal(t, 0, b.ReportGap(KindSMessage, "a"))
+	assert.Equal(t, 2, b.ReportGap(Channels, "a", "b", "nobody"))
+	assert.Equal(t, 1, b.ReportGap(Patterns, "p*"))
+	assert.Equal(t, 0, b.ReportGap(ShardChannels, "a"))
 	assert.Equal(t, uint64(3), s.Stats().Gaps)
 	assert.Equal(t, uint64(0), bystander.Stats().Gaps)
 }

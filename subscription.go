@@ -38,6 +38,70 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 
+// Namespace is one of the three namespaces Redis keeps names in: a
+// subscription holds channels, patterns and shard channels apart, and the
+// same name in two namespaces is two subscriptions.
+type Namespace uint8
+
+const (
+	// Channels are exact channel names: SUBSCRIBE, reached by PUBLISH.
+	Channels Namespace = iota
+	// Patterns are Redis glob patterns: PSUBSCRIBE, matched by PUBLISH.
+	Patterns
+	// ShardChannels are Redis 7 shard channels: SSUBSCRIBE, reached by
+	// SPUBLISH only.
+	ShardChannels
+)
+
+// namespaceNames holds, by Namespace, its name and Redis's commands.
+var namespaceNames = [...]struct{ name, subscribe, unsubscribe string }{
+	Channels:      {"channels", "subscribe", "unsubscribe"},
+	Patterns:      {"patterns", "psubscribe", "punsubscribe"},
+	ShardChannels: {"shard channels", "ssubscribe", "sunsubscribe"},
+}
+
+// String returns "channels", "patterns" or "shard channels".
+func (ns Namespace) String() string {
+	if int(ns) < len(namespaceNames) {
+		return namespaceNames[ns].name
+	}
+	return fmt.Sprintf("Namespace(%d)", uint8(ns))
+}
+
+// SubscribeCommand returns the Redis command that adds names to ns, in
+// lower case as Redis names it in its confirmations: "subscribe",
+// "psubscribe" or "ssubscribe".
+func (ns Namespace) SubscribeCommand() string { return namespaceNames[ns%3].subscribe }
+
+// UnsubscribeCommand returns "unsubscribe", "punsubscribe" or
+// "sunsubscribe".
+func (ns Namespace) UnsubscribeCommand() string { return namespaceNames[ns%3].unsubscribe }
+
+// Kind returns the kind of the messages a subscription receives through a
+// name of ns.
+func (ns Namespace) Kind() Kind {
+	switch ns {
+	case Patterns:
+		return KindPMessage
+	case ShardChannels:
+		return KindSMessage
+	}
+	return KindMessage
+}
+
+// Namespace returns the namespace of the name a message of kind k came
+// through: Patterns for a pmessage (Message.Pattern), otherwise that of
+// Message.Channel.
+func (k Kind) Namespace() Namespace {
+	switch k {
+	case KindPMessage:
+		return Patterns
+	case KindSMessage:
+		return ShardChannels
+	}
+	return Channels
+}
+
 // Message is one published message as one subscription receives it.
 //
 // A Message is a plain value: the strings are shared by every receiver of
@@ -169,7 +233,7 @@ func (s *Subscription) ReceiveMessage(ctx context.Context) (Message, error) {
 // held are left as they are, as in Redis. It never blocks on a publisher or
 // a consumer.
 func (s *Subscription) Subscribe(ctx context.Context, channels ...string) error {
-	return s.subscribe(ctx, "Subscribe", kindChannel, channels)
+	return s.subscribe(ctx, "Subscribe", Channels, channels)
 }
 
 // PSubscribe adds Redis glob patterns to the subscription. Every pattern is
@@ -177,14 +241,14 @@ func (s *Subscription) Subscribe(ctx context.Context, channels ...string) error 
 // syntax. When it returns, every Publish that starts afterwards to a
 // matching channel reaches the subscription.
 func (s *Subscription) PSubscribe(ctx context.Context, patterns ...string) error {
-	return s.subscribe(ctx, "PSubscribe", kindPattern, patterns)
+	return s.subscribe(ctx, "PSubscribe", Patterns, patterns)
 }
 
 // SSubscribe adds shard channels to the subscription. Shard channels are a
 // namespace of their own (Redis 7 SSUBSCRIBE): only [Broker.SPublish]
 // reaches them, and patterns never match them.
 func (s *Subscription) SSubscribe(ctx context.Context, channels ...string) error {
-	return s.subscribe(ctx, "SSubscribe", kindShard, channels)
+	return s.subscribe(ctx, "SSubscribe", ShardChannels, channels)
 }
 
 // Unsubscribe removes channels from the subscription; with no arguments it
@@ -195,20 +259,20 @@ func (s *Subscription) SSubscribe(ctx context.Context, channels ...string) error
 // subscription stays open, even with nothing left: use
 // [Subscription.Close] to end it.
 func (s *Subscription) Unsubscribe(ctx context.Context, channels ...string) error {
-	return s.unsubscribe(ctx, kindChannel, channels)
+	return s.unsubscribe(ctx, Channels, channels)
 }
 
 // PUnsubscribe removes patterns from the subscription, or every pattern
 // when called with none, with the guarantees of [Subscription.Unsubscribe].
 func (s *Subscription) PUnsubscribe(ctx context.Context, patterns ...string) error {
-	return s.unsubscribe(ctx, kindPattern, patterns)
+	return s.unsubscribe(ctx, Patterns, patterns)
 }
 
 // SUnsubscribe removes shard channels from the subscription, or every shard
 // channel when called with none, with the guarantees of
 // [Subscription.Unsubscribe].
 func (s *Subscription) SUnsubscribe(ctx context.Context, channels ...string) error {
-	return s.unsubscribe(ctx, kindShard, channels)
+	return s.unsubscribe(ctx, ShardChannels, channels)
 }
 
 // Close ends the subscription: it leaves every channel, pattern and shard
@@ -242,7 +306,7 @@ func (s *Subscription) Stats() SubscriptionStats {
 		return SubscriptionStats{}
 	}
 	s.mu.RLock()
-	nc, np, ns := int(s.members.counts[kindChannel]), int(s.members.counts[kindPattern]), int(s.members.counts[kindShard])
+	nc, np, ns := int(s.members.counts[Channels]), int(s.members.counts[Patterns]), int(s.members.counts[ShardChannels])
 	s.mu.RUnlock()
 	delivered, dropped := s.counts()
 	return SubscriptionStats{
@@ -278,17 +342,8 @@ func (s *Subscription) Subscribed() (channels, patterns, shardChannels []string)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.members.names(kindChannel), s.members.names(kindPattern), s.members.names(kindShard)
+	return s.members.names(Channels), s.members.names(Patterns), s.members.names(ShardChannels)
 }
-
-// subKind selects one of a subscription's three namespaces.
-type subKind uint8
-
-const (
-	kindChannel subKind = iota
-	kindPattern
-	kindShard
-)
 
 // memberships is a subscription's set of channels, patterns and shard
 // channels. Most subscriptions hold a few, so it is a plain list, which
@@ -298,25 +353,25 @@ const (
 type memberships struct {
 	list   []*member
 	index  map[memberKey]int // position in list, once len(list) > smallMemberships
-	counts [3]int32          // by subKind
+	counts [3]int32          // by Namespace
 }
 
 type memberKey struct {
-	kind subKind
+	ns   Namespace
 	name string
 }
 
 const smallMemberships = 8
 
-func (ms *memberships) find(kind subKind, name string) (*member, int) {
+func (ms *memberships) find(ns Namespace, name string) (*member, int) {
 	if ms.index != nil {
-		if i, ok := ms.index[memberKey{kind, name}]; ok {
+		if i, ok := ms.index[memberKey{ns, name}]; ok {
 			return ms.list[i], i
 		}
 		return nil, -1
 	}
 	for i, mb := range ms.list {
-		if mb.kind == kind && mb.name == name {
+		if mb.ns == ns && mb.name == name {
 			return mb, i
 		}
 	}
@@ -325,14 +380,14 @@ func (ms *memberships) find(kind subKind, name string) (*member, int) {
 
 func (ms *memberships) add(mb *member) {
 	ms.list = append(ms.list, mb)
-	ms.counts[mb.kind]++
+	ms.counts[mb.ns]++
 	switch {
 	case ms.index != nil:
-		ms.index[memberKey{mb.kind, mb.name}] = len(ms.list) - 1
+		ms.index[memberKey{mb.ns, mb.name}] = len(ms.list) - 1
 	case len(ms.list) > smallMemberships:
 		ms.index = make(map[memberKey]int, 2*len(ms.list))
 		for i, m := range ms.list {
-			ms.index[memberKey{m.kind, m.name}] = i
+			ms.index[memberKey{m.ns, m.name}] = i
 		}
 	}
 }
@@ -342,85 +397,132 @@ func (ms *memberships) remove(i int) {
 	ms.list[i] = ms.list[last]
 	ms.list[last] = nil
 	ms.list = ms.list[:last]
-	ms.counts[mb.kind]--
+	ms.counts[mb.ns]--
 	if ms.index != nil {
-		delete(ms.index, memberKey{mb.kind, mb.name})
+		delete(ms.index, memberKey{mb.ns, mb.name})
 		if i < last {
-			ms.index[memberKey{ms.list[i].kind, ms.list[i].name}] = i
+			ms.index[memberKey{ms.list[i].ns, ms.list[i].name}] = i
 		}
 	}
 }
 
-// ofKind returns the members of kind, in no particular order.
-func (ms *memberships) ofKind(kind subKind) []*member {
-	out := make([]*member, 0, ms.counts[kind])
+// inNamespace returns the members of ns, in no particular order.
+func (ms *memberships) inNamespace(ns Namespace) []*member {
+	out := make([]*member, 0, ms.counts[ns])
 	for _, mb := range ms.list {
-		if mb.kind == kind {
+		if mb.ns == ns {
 			out = append(out, mb)
 		}
 	}
 	return out
 }
 
-func (ms *memberships) names(kind subKind) []string {
-	out := make([]string, 0, ms.counts[kind])
+func (ms *memberships) names(ns Namespace) []string {
+	out := make([]string, 0, ms.counts[ns])
 	for _, mb := range ms.list {
-		if mb.kind == kind {
+		if mb.ns == ns {
 			out = append(out, mb.name)
 		}
 	}
 	return out
 }
 
-func (s *Subscription) subscribe(ctx context.Context, op string, kind subKind, names []string) error {
+func (s *Subscription) subscribe(ctx context.Context, op string, ns Namespace, names []string) error {
 	if err := checkContext(ctx); err != nil {
 		return err
 	}
 	if len(names) == 0 {
 		return fmt.Errorf("%w: %s", ErrNoArguments, op)
 	}
-	if !s.valid() {
-		return ErrClosed
+	_, err := s.Add(ctx, ns, nil, names...)
+	return err
+}
+
+// Confirm receives what Redis's confirmation of one name of a SUBSCRIBE
+// (or PSUBSCRIBE, SSUBSCRIBE and their unsubscribes) says: the name, and
+// the subscription's count after it: channels + patterns, or shard
+// channels for ShardChannels.
+type Confirm func(name string, count int)
+
+// Add adds names to namespace ns, as [Subscription.Subscribe],
+// [Subscription.PSubscribe] and [Subscription.SSubscribe] do, and returns
+// the count Redis's last confirmation would carry. If confirm is not nil,
+// it is called once for every name given, in order, duplicates and names
+// already held included, as Redis confirms each: once the name is live,
+// and before the next one is added. confirm runs while the subscription is
+// being changed: it must not call the subscription's methods. A Redis
+// server queues its confirmations there, so that no message overtakes the
+// confirmation of its name. With no names, Add does nothing and returns
+// the count.
+func (s *Subscription) Add(ctx context.Context, ns Namespace, confirm Confirm, names ...string) (int, error) {
+	if err := checkContext(ctx); err != nil {
+		return 0, err
+	}
+	if !s.valid() || ns > ShardChannels {
+		return 0, ErrClosed
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if s.isClosed() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if r := s.b.cfg.relay; r != nil {
-		names = s.unheld(kind, names)
-		if len(names) > 0 {
-			if err := r.Join(ctx, kind.messageKind(), names); err != nil {
-				return err
+		if fresh := s.unheld(ns, names); len(fresh) > 0 {
+			if err := r.Join(ctx, ns, fresh); err != nil {
+				return s.countLocked(ns), err
 			}
 		}
 	}
 	for _, name := range names {
-		if mb, _ := s.members.find(kind, name); mb != nil {
-			continue // held already, or named twice
+		if mb, _ := s.members.find(ns, name); mb == nil {
+			mb := &member{s: s, name: name, ns: ns}
+			if s.fn == nil {
+				mb.ch = s.ch
+			}
+			s.mu.Lock()
+			s.members.add(mb)
+			s.mu.Unlock()
+			s.b.index(ns).add(mb)
 		}
-		mb := &member{s: s, name: name, kind: kind}
-		if s.fn == nil {
-			mb.ch = s.ch
+		if confirm != nil {
+			confirm(name, s.countLocked(ns))
 		}
-		s.mu.Lock()
-		s.members.add(mb)
-		s.mu.Unlock()
-		s.b.index(kind).add(mb)
 	}
-	return nil
+	return s.countLocked(ns), nil
 }
 
-// unheld returns the names of kind that s does not hold, each once, in
+// countLocked is the count Redis's confirmations carry for ns. s.opMu or
+// s.mu must be held.
+func (s *Subscription) countLocked(ns Namespace) int {
+	if ns == ShardChannels {
+		return int(s.members.counts[ShardChannels])
+	}
+	return int(s.members.counts[Channels] + s.members.counts[Patterns])
+}
+
+// Holds reports whether the subscription holds name in namespace ns now.
+// A function given to [Broker.NewSubscriptionFunc] can call it to drop a
+// message of a publish that raced with the name's removal; see there.
+func (s *Subscription) Holds(ns Namespace, name string) bool {
+	if !s.valid() {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	mb, _ := s.members.find(ns, name)
+	return mb != nil
+}
+
+// unheld returns the names of ns that s does not hold, each once, in
 // their first order. s.opMu must be held.
-func (s *Subscription) unheld(kind subKind, names []string) []string {
+func (s *Subscription) unheld(ns Namespace, names []string) []string {
 	fresh := make([]string, 0, len(names))
 	var seen map[string]struct{} // for long lists, where Contains is quadratic
 	if len(names) > smallMemberships {
 		seen = make(map[string]struct{}, len(names))
 	}
 	for _, name := range names {
-		if mb, _ := s.members.find(kind, name); mb != nil {
+		if mb, _ := s.members.find(ns, name); mb != nil {
 			continue
 		}
 		if seen != nil {
@@ -436,45 +538,64 @@ func (s *Subscription) unheld(kind subKind, names []string) []string {
 	return fresh
 }
 
-func (s *Subscription) unsubscribe(ctx context.Context, kind subKind, names []string) error {
+func (s *Subscription) unsubscribe(ctx context.Context, ns Namespace, names []string) error {
+	_, err := s.Remove(ctx, ns, nil, names...)
+	return err
+}
+
+// Remove removes names from namespace ns, or every name of ns when given
+// none, as [Subscription.Unsubscribe] and its variants do, with their
+// guarantees, and returns the count Redis's last confirmation would carry.
+// If confirm is not nil, it is called once for every name given (or every
+// name removed, when none is given), in order, as Redis confirms each: once
+// nothing more for it is queued. It runs as in [Subscription.Add]. When no
+// name is given and none is held, confirm is not called; Redis then
+// confirms with a null name and the count Remove returns.
+func (s *Subscription) Remove(ctx context.Context, ns Namespace, confirm Confirm, names ...string) (int, error) {
 	if err := checkContext(ctx); err != nil {
-		return err
+		return 0, err
 	}
-	if !s.valid() {
-		return ErrClosed
+	if !s.valid() || ns > ShardChannels {
+		return 0, ErrClosed
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if s.isClosed() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	var left []string // for the relay, if any
 	relayed := s.b.cfg.relay != nil
+	leave := func(mb *member) {
+		s.leaveLocked(mb)
+		if relayed {
+			left = append(left, mb.name)
+		}
+	}
 	if len(names) == 0 {
-		for _, mb := range s.members.ofKind(kind) {
-			s.leaveLocked(mb)
-			if relayed {
-				left = append(left, mb.name)
+		for _, mb := range s.members.inNamespace(ns) {
+			leave(mb)
+			if confirm != nil {
+				confirm(mb.name, s.countLocked(ns))
 			}
 		}
 	} else {
 		for _, name := range names {
-			if mb, _ := s.members.find(kind, name); mb != nil {
-				s.leaveLocked(mb)
-				if relayed {
-					left = append(left, name)
-				}
+			if mb, _ := s.members.find(ns, name); mb != nil {
+				leave(mb)
+			}
+			if confirm != nil {
+				confirm(name, s.countLocked(ns))
 			}
 		}
 	}
-	s.tellRelay(kind, left)
-	return nil
+	s.tellRelay(ns, left)
+	return s.countLocked(ns), nil
 }
 
-// tellRelay tells the Broker's relay, if any, that s left names of kind.
-func (s *Subscription) tellRelay(kind subKind, left []string) {
+// tellRelay tells the Broker's relay, if any, that s left names of ns.
+func (s *Subscription) tellRelay(ns Namespace, left []string) {
 	if r := s.b.cfg.relay; r != nil && len(left) > 0 {
-		r.Leave(kind.messageKind(), left)
+		r.Leave(ns, left)
 	}
 }
 
@@ -485,11 +606,11 @@ func (s *Subscription) tellRelay(kind subKind, left []string) {
 // into the subscription's in the same critical section that drops it from
 // the list Stats adds up. s.opMu must be held.
 func (s *Subscription) leaveLocked(mb *member) {
-	s.b.index(mb.kind).remove(mb)
+	s.b.index(mb.ns).remove(mb)
 	s.mu.Lock()
 	mb.removed = true
 	s.delivered.Add(mb.delivered.Load()) // final: no fast delivery is left
-	if _, i := s.members.find(mb.kind, mb.name); i >= 0 {
+	if _, i := s.members.find(mb.ns, mb.name); i >= 0 {
 		s.members.remove(i)
 	}
 	s.mu.Unlock()
@@ -517,16 +638,16 @@ func (s *Subscription) close(err error) bool {
 	}
 	s.mu.Unlock()
 
-	var left [3][]string // by subKind, for the relay
+	var left [3][]string // by Namespace, for the relay
 	for len(s.members.list) > 0 {
 		mb := s.members.list[len(s.members.list)-1]
 		s.leaveLocked(mb)
 		if s.b.cfg.relay != nil {
-			left[mb.kind] = append(left[mb.kind], mb.name)
+			left[mb.ns] = append(left[mb.ns], mb.name)
 		}
 	}
-	for kind, names := range left {
-		s.tellRelay(subKind(kind), names)
+	for ns, names := range left {
+		s.tellRelay(Namespace(ns), names)
 	}
 	// Fast-path publishers were waited for as each membership left its
 	// index; checked-path ones see closed under mu; Block waiters have been

@@ -19,7 +19,7 @@ type member struct {
 	delivered atomic.Uint64
 	s         *Subscription
 	name      string // the channel or pattern subscribed to
-	kind      subKind
+	ns        Namespace
 	// removed is set, under s.mu, when the membership ends.
 	removed bool
 }

@@ -135,14 +135,14 @@ func TestDeliverAtSkipsRetiredTopic(t *testing.T) {
 	s, err := b.NewSubscription()
 	require.NoError(t, err)
 	x := b.channels
-	mb := &member{s: s, ch: s.ch, name: "x", kind: kindChannel}
+	mb := &member{s: s, ch: s.ch, name: "x", ns: Channels}
 	x.add(mb)
 	sh, stale := x.locate("x")
 	require.NotNil(t, stale)
 
 	// Grow x's table: its topic is replaced by a copy.
 	for _, name := range colliding(x, "x", 64) {
-		x.add(&member{s: s, ch: s.ch, name: name, kind: kindChannel})
+		x.add(&member{s: s, ch: s.ch, name: name, ns: Channels})
 	}
 	require.True(t, stale.retired, "growing retires the old topic")
 	x.remove(mb) // the copy loses mb; the retired topic still lists it

@@ -121,19 +121,19 @@ func (s *suite) must(err error, what string) {
 	}
 }
 
-func (s *suite) subscribe(kind pubsub.Kind, names ...string) *pubsub.Subscription {
+func (s *suite) subscribe(ns pubsub.Namespace, names ...string) *pubsub.Subscription {
 	s.t.Helper()
 	var sub *pubsub.Subscription
 	var err error
-	switch kind {
-	case pubsub.KindPMessage:
+	switch ns {
+	case pubsub.Patterns:
 		sub, err = s.e.PSubscribe(s.ctx(), names...)
-	case pubsub.KindSMessage:
+	case pubsub.ShardChannels:
 		sub, err = s.e.SSubscribe(s.ctx(), names...)
 	default:
 		sub, err = s.e.Subscribe(s.ctx(), names...)
 	}
-	s.must(err, fmt.Sprintf("subscribe %v %q", kind, names))
+	s.must(err, fmt.Sprintf("%s %q", ns.SubscribeCommand(), names))
 	s.t.Cleanup(func() { _ = sub.Close() })
 	return sub
 }
@@ -208,8 +208,8 @@ func (s *suite) eventually(what string, cond func() (bool, string)) {
 func (s *suite) publishCountsReceivers() {
 	// PUBLISH replies with the number of clients that received the message.
 	ch := s.n("orders")
-	a := s.subscribe(pubsub.KindMessage, ch)
-	b := s.subscribe(pubsub.KindMessage, ch)
+	a := s.subscribe(pubsub.Channels, ch)
+	b := s.subscribe(pubsub.Channels, ch)
 	s.count("Publish to two subscribers", s.f.Publish, s.publish(ch, "one"), 2, 1)
 	for _, sub := range []*pubsub.Subscription{a, b} {
 		m := s.next(sub)
@@ -225,9 +225,9 @@ func (s *suite) patternsDeliverOncePerPattern() {
 	// message and two pmessages for one PUBLISH, and PUBLISH counts 3.
 	ch := s.n("news.tech")
 	p1, p2, miss := s.n("news.*"), s.n("*tech"), s.n("sport.*")
-	sub := s.subscribe(pubsub.KindMessage, ch)
+	sub := s.subscribe(pubsub.Channels, ch)
 	s.must(sub.PSubscribe(s.ctx(), p1, p2, miss), "PSubscribe")
-	other := s.subscribe(pubsub.KindPMessage, p1)
+	other := s.subscribe(pubsub.Patterns, p1)
 
 	s.count("Publish", s.f.Publish, s.publish(ch, "m"), 4, 3)
 	got := s.receiveN(sub, 3)
@@ -276,8 +276,8 @@ func (s *suite) eachSubscriptionGetsWhatItHolds() {
 	// subscriber of the channel only gets the message, a subscriber of a
 	// pattern only the pmessage, each exactly once, whoever else listens.
 	ch := s.n("events")
-	byChannel := s.subscribe(pubsub.KindMessage, ch)
-	byPattern := s.subscribe(pubsub.KindPMessage, s.n("ev*"))
+	byChannel := s.subscribe(pubsub.Channels, ch)
+	byPattern := s.subscribe(pubsub.Patterns, s.n("ev*"))
 	s.publish(ch, "first")
 	s.publish(ch, "end")
 	want := []pubsub.Message{
@@ -299,7 +299,7 @@ func (s *suite) unsubscribeAll() {
 	// UNSUBSCRIBE with no argument leaves every channel, and nothing
 	// published to them afterwards arrives; the patterns stay.
 	a, b, marker := s.n("a"), s.n("b"), s.n("marker")
-	sub := s.subscribe(pubsub.KindMessage, a, b)
+	sub := s.subscribe(pubsub.Channels, a, b)
 	s.must(sub.PSubscribe(s.ctx(), marker), "PSubscribe")
 	s.must(sub.Unsubscribe(s.ctx()), "Unsubscribe()")
 	if st := sub.Stats(); st.Channels != 0 || st.Patterns != 1 {
@@ -321,8 +321,8 @@ func (s *suite) numPatCountsUniquePatterns() {
 	// PUBSUB NUMPAT counts unique patterns (Redis 6.2+), not subscriptions.
 	before, err := s.e.NumPat(s.ctx())
 	s.must(err, "NumPat")
-	a := s.subscribe(pubsub.KindPMessage, s.n("x*"), s.n("y*"))
-	b := s.subscribe(pubsub.KindPMessage, s.n("x*"))
+	a := s.subscribe(pubsub.Patterns, s.n("x*"), s.n("y*"))
+	b := s.subscribe(pubsub.Patterns, s.n("x*"))
 	s.waitNumPat("after two unique patterns", before+2)
 	s.must(a.Close(), "Close")
 	s.waitNumPat("after the only holder of y* left", before+1)
@@ -344,9 +344,9 @@ func (s *suite) channelsAndNumSub() {
 	// NUMSUB counts subscribers per channel, 0 for unknown ones, and
 	// ignores pattern subscribers.
 	one, two, none := s.n("c1"), s.n("c2"), s.n("c3")
-	s.subscribe(pubsub.KindMessage, one, two)
-	s.subscribe(pubsub.KindMessage, two)
-	s.subscribe(pubsub.KindPMessage, s.n("c*"))
+	s.subscribe(pubsub.Channels, one, two)
+	s.subscribe(pubsub.Channels, two)
+	s.subscribe(pubsub.Patterns, s.n("c*"))
 	got, err := s.e.Channels(s.ctx(), s.n("c*"))
 	s.must(err, "Channels")
 	slices.Sort(got)
@@ -368,8 +368,8 @@ func (s *suite) binaryAndKoreanNames() {
 	korean := s.n("news:서울")
 	binary := s.n("bin\x00\xff\r\n*?[")
 	payload := string([]byte{0, 1, 2, 0xfe, 0xff, '\r', '\n'}) + "서울 날씨 맑음"
-	sub := s.subscribe(pubsub.KindMessage, korean, binary)
-	pat := s.subscribe(pubsub.KindPMessage, s.n("news:서*"))
+	sub := s.subscribe(pubsub.Channels, korean, binary)
+	pat := s.subscribe(pubsub.Patterns, s.n("news:서*"))
 	s.publish(korean, payload)
 	s.publish(binary, payload)
 	// Order between two channels is not promised (in a cluster they may
@@ -409,7 +409,7 @@ func (s *suite) liveWhenSubscribeReturns() {
 	// published right after it returns is received.
 	for i := range 20 {
 		ch := s.n(fmt.Sprint("live", i))
-		sub := s.subscribe(pubsub.KindMessage, ch)
+		sub := s.subscribe(pubsub.Channels, ch)
 		s.publish(ch, "now")
 		if m := s.next(sub); m.Payload != "now" {
 			s.t.Fatalf("round %d: got %+v", i, m)
@@ -426,9 +426,9 @@ func (s *suite) shardChannels() {
 	for i := range 6 {
 		names = append(names, s.n(fmt.Sprintf("shard{%d}", i)))
 	}
-	sub := s.subscribe(pubsub.KindSMessage, names...)
-	twice := s.subscribe(pubsub.KindSMessage, names[0])
-	pat := s.subscribe(pubsub.KindPMessage, s.n("shard*"))
+	sub := s.subscribe(pubsub.ShardChannels, names...)
+	twice := s.subscribe(pubsub.ShardChannels, names[0])
+	pat := s.subscribe(pubsub.Patterns, s.n("shard*"))
 	for _, ch := range names {
 		n, err := s.e.SPublish(s.ctx(), ch, "s:"+ch)
 		s.must(err, "SPublish "+ch)
@@ -471,7 +471,7 @@ func (s *suite) subscriptionClose() {
 	// everything, its channel closes after what was queued, and a second
 	// Close reports ErrClosed.
 	ch := s.n("closing")
-	sub := s.subscribe(pubsub.KindMessage, ch)
+	sub := s.subscribe(pubsub.Channels, ch)
 	s.publish(ch, "queued")
 	// Wait until it is queued: a relay delivers asynchronously.
 	deadline := time.Now().Add(Timeout)
@@ -505,7 +505,7 @@ func (s *suite) subscriptionClose() {
 func (s *suite) engineClose() {
 	// Closing the engine closes every subscription; later calls fail with
 	// ErrClosed.
-	sub := s.subscribe(pubsub.KindMessage, s.n("x"))
+	sub := s.subscribe(pubsub.Channels, s.n("x"))
 	s.must(s.e.Close(), "Close")
 	select {
 	case _, ok := <-sub.Channel():

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gopherpubsub/pubsub"
 )
 
 // In a Redis Cluster a PUBLISH reaches every node, so channels and
@@ -49,7 +51,7 @@ func (r *relay) route(e *entry, stale string) {
 			r.mu.Unlock()
 			return
 		}
-		u := r.upstreamLocked(roleShard, addr, node)
+		u := r.upstreamLocked(pubsub.ShardChannels, addr, node)
 		e.up = u
 		u.subscribeLocked([]*entry{e})
 		r.mu.Unlock()

@@ -35,7 +35,7 @@ type relay struct {
 }
 
 type key struct {
-	kind pubsub.Kind
+	ns   pubsub.Namespace
 	name string
 }
 
@@ -57,7 +57,7 @@ func newRelay(b *Broker) *relay {
 // Join implements pubsub.Relay: it takes a reference on every name, places
 // the new ones on their upstream connection, and waits until Redis has
 // confirmed them all.
-func (r *relay) Join(ctx context.Context, kind pubsub.Kind, names []string) error {
+func (r *relay) Join(ctx context.Context, ns pubsub.Namespace, names []string) error {
 	held := make([]*entry, 0, len(names))
 	var fresh []*entry
 	r.mu.Lock()
@@ -66,7 +66,7 @@ func (r *relay) Join(ctx context.Context, kind pubsub.Kind, names []string) erro
 		return pubsub.ErrClosed
 	}
 	for _, name := range names {
-		k := key{kind, name}
+		k := key{ns, name}
 		e := r.entries[k]
 		if e == nil {
 			e = &entry{key: k, ready: make(chan struct{})}
@@ -99,11 +99,11 @@ func (r *relay) Join(ctx context.Context, kind pubsub.Kind, names []string) erro
 }
 
 // Leave implements pubsub.Relay.
-func (r *relay) Leave(kind pubsub.Kind, names []string) {
+func (r *relay) Leave(ns pubsub.Namespace, names []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, name := range names {
-		if e := r.entries[key{kind, name}]; e != nil {
+		if e := r.entries[key{ns, name}]; e != nil {
 			r.dropRefLocked(e)
 		}
 	}
@@ -132,7 +132,7 @@ func (r *relay) dropRefLocked(e *entry) {
 	e.up = nil
 }
 
-// placeLocked subscribes new entries on the connection for their kind:
+// placeLocked subscribes new entries on the connection for their namespace:
 // one for channels, one for patterns and one for shard channels, because
 // go-redis does not say which kind a message is (an smessage looks like a
 // message, and so does a pmessage of the empty pattern). In a cluster a
@@ -141,28 +141,18 @@ func (r *relay) placeLocked(fresh []*entry) {
 	if len(fresh) == 0 {
 		return
 	}
-	kind := fresh[0].key.kind
-	if kind == pubsub.KindSMessage && r.b.cluster != nil {
+	ns := fresh[0].key.ns
+	if ns == pubsub.ShardChannels && r.b.cluster != nil {
 		for _, e := range fresh {
 			r.routeLaterLocked(e, "")
 		}
 		return
 	}
-	u := r.upstreamLocked(roleOf(kind), "", nil)
+	u := r.upstreamLocked(ns, "", nil)
 	for _, e := range fresh {
 		e.up = u
 	}
 	u.subscribeLocked(fresh)
-}
-
-func roleOf(kind pubsub.Kind) string {
-	switch kind {
-	case pubsub.KindPMessage:
-		return rolePattern
-	case pubsub.KindSMessage:
-		return roleShard
-	}
-	return roleChannel
 }
 
 // confirm marks e live.
@@ -230,33 +220,26 @@ func (r *relay) stats() Stats {
 
 // reportGap tells the local subscriptions of the names that messages may
 // have been lost.
-func (r *relay) reportGap(names map[pubsub.Kind][]string) {
-	for kind, ns := range names {
-		r.b.local.ReportGap(kind, ns...)
+func (r *relay) reportGap(names map[pubsub.Namespace][]string) {
+	for ns, list := range names {
+		r.b.local.ReportGap(ns, list...)
 	}
 }
 
-// upstream roles: the kind of names a connection carries.
-const (
-	roleChannel = "channels"
-	rolePattern = "patterns"
-	roleShard   = "shard channels" // one connection per node in a cluster
-)
-
-// upstreamLocked returns the upstream connection of role, starting it if
-// needed: for a cluster node's shard channels, node is that node's client
-// and addr its address.
-func (r *relay) upstreamLocked(role, addr string, node *redis.Client) *upstream {
-	id := role + "@" + addr
+// upstreamLocked returns the upstream connection for the names of ns,
+// starting it if needed: for a cluster node's shard channels (one
+// connection per node), node is that node's client and addr its address.
+func (r *relay) upstreamLocked(ns pubsub.Namespace, addr string, node *redis.Client) *upstream {
+	id := ns.String() + "@" + addr
 	if u := r.ups[id]; u != nil {
 		return u
 	}
-	u := &upstream{r: r, id: id, role: role, addr: addr, wake: make(chan struct{}, 1)}
+	u := &upstream{r: r, id: id, ns: ns, addr: addr, wake: make(chan struct{}, 1)}
 	ctx := r.ctx
 	switch {
 	case node != nil:
 		u.ps = node.SSubscribe(ctx)
-	case role == roleShard:
+	case ns == pubsub.ShardChannels:
 		u.ps = r.b.client.SSubscribe(ctx)
 	default:
 		u.ps = r.b.client.Subscribe(ctx)

@@ -18,8 +18,8 @@ import (
 type upstream struct {
 	r    *relay
 	id   string
-	role string
-	addr string // the node, for a cluster node's shard connection
+	ns   pubsub.Namespace // the names it carries
+	addr string           // the node, for a cluster node's shard connection
 	ps   *redis.PubSub
 	wake chan struct{} // the writer has commands to send
 
@@ -35,7 +35,7 @@ type upstream struct {
 // confirmation per name, or with one error.
 type command struct {
 	subscribe bool
-	kind      pubsub.Kind
+	ns        pubsub.Namespace
 	names     []string
 	entries   []*entry // subscribe: the entry of each name
 	answered  []bool
@@ -46,7 +46,7 @@ func (u *upstream) subscribeLocked(entries []*entry) {
 	if len(entries) == 0 {
 		return
 	}
-	c := &command{subscribe: true, kind: entries[0].key.kind, entries: entries}
+	c := &command{subscribe: true, ns: entries[0].key.ns, entries: entries}
 	for _, e := range entries {
 		c.names = append(c.names, e.key.name)
 	}
@@ -54,7 +54,7 @@ func (u *upstream) subscribeLocked(entries []*entry) {
 }
 
 func (u *upstream) unsubscribeLocked(k key) {
-	u.enqueueLocked(&command{kind: k.kind, names: []string{k.name}})
+	u.enqueueLocked(&command{ns: k.ns, names: []string{k.name}})
 }
 
 func (u *upstream) enqueueLocked(c *command) {
@@ -107,15 +107,15 @@ func (u *upstream) write() {
 func (u *upstream) send(c *command) error {
 	ctx := u.r.ctx
 	switch {
-	case c.subscribe && c.kind == pubsub.KindMessage:
+	case c.subscribe && c.ns == pubsub.Channels:
 		return u.ps.Subscribe(ctx, c.names...)
-	case c.subscribe && c.kind == pubsub.KindPMessage:
+	case c.subscribe && c.ns == pubsub.Patterns:
 		return u.ps.PSubscribe(ctx, c.names...)
 	case c.subscribe:
 		return u.ps.SSubscribe(ctx, c.names...)
-	case c.kind == pubsub.KindMessage:
+	case c.ns == pubsub.Channels:
 		return u.ps.Unsubscribe(ctx, c.names...)
-	case c.kind == pubsub.KindPMessage:
+	case c.ns == pubsub.Patterns:
 		return u.ps.PUnsubscribe(ctx, c.names...)
 	default:
 		return u.ps.SUnsubscribe(ctx, c.names...)
@@ -161,34 +161,31 @@ func (u *upstream) receive() {
 }
 
 // deliver hands one message to the local fan-out. Each connection carries
-// one kind of name, so the kind is known even where go-redis does not say
+// one namespace, so the kind of message is known even where go-redis does not say
 // it (an smessage looks like a message; a pmessage of the empty pattern
 // like a message of the empty channel).
 func (u *upstream) deliver(m *redis.Message) {
-	msg := pubsub.Message{Kind: pubsub.KindMessage, Channel: m.Channel, Payload: m.Payload}
-	switch u.role {
-	case rolePattern:
-		msg.Kind, msg.Pattern = pubsub.KindPMessage, m.Pattern
-	case roleShard:
-		msg.Kind = pubsub.KindSMessage
+	msg := pubsub.Message{Kind: u.ns.Kind(), Channel: m.Channel, Payload: m.Payload}
+	if u.ns == pubsub.Patterns {
+		msg.Pattern = m.Pattern
 	}
 	_, _ = u.r.b.local.Deliver(u.r.ctx, msg)
 }
 
 // answered handles a confirmation from Redis.
 func (r *relay) answered(u *upstream, m *redis.Subscription) {
-	kind, subscribe, ok := confirmationKind(m.Kind)
+	ns, subscribe, ok := confirmationOf(m.Kind)
 	if !ok {
 		return
 	}
-	k := key{kind, m.Channel}
+	k := key{ns, m.Channel}
 	r.mu.Lock()
 	c, i := u.matchLocked(subscribe, k)
 	if !subscribe {
 		moved := c == nil && r.slotMovedLocked(u, k)
 		r.mu.Unlock()
 		if moved {
-			r.reportGap(map[pubsub.Kind][]string{kind: {k.name}})
+			r.reportGap(map[pubsub.Namespace][]string{ns: {k.name}})
 		}
 		return
 	}
@@ -217,7 +214,7 @@ func (r *relay) answered(u *upstream, m *redis.Subscription) {
 // node: the name is routed again. It reports whether that was the case.
 func (r *relay) slotMovedLocked(u *upstream, k key) bool {
 	e := r.entries[k]
-	if u.addr == "" || k.kind != pubsub.KindSMessage || e == nil || e.up != u {
+	if u.addr == "" || k.ns != pubsub.ShardChannels || e == nil || e.up != u {
 		return false
 	}
 	r.figures.SlotMoves++
@@ -231,7 +228,7 @@ func (r *relay) slotMovedLocked(u *upstream, k key) bool {
 // answered.
 func (u *upstream) matchLocked(subscribe bool, k key) (*command, int) {
 	for _, c := range u.inflight {
-		if c.subscribe != subscribe || c.kind != k.kind {
+		if c.subscribe != subscribe || c.ns != k.ns {
 			continue
 		}
 		for i, name := range c.names {
@@ -283,13 +280,13 @@ func (r *relay) lost(u *upstream) bool {
 		return false
 	}
 	u.inflight = nil
-	gap := make(map[pubsub.Kind][]string)
+	gap := make(map[pubsub.Namespace][]string)
 	if u.down.IsZero() {
 		u.awaiting = make(map[key]bool)
 		for k, e := range r.entries {
 			if e.up == u {
 				u.awaiting[k] = true
-				gap[k.kind] = append(gap[k.kind], k.name)
+				gap[k.ns] = append(gap[k.ns], k.name)
 			}
 		}
 		if len(u.awaiting) > 0 {
@@ -321,21 +318,16 @@ func (r *relay) lost(u *upstream) bool {
 	return true
 }
 
-// confirmationKind parses the kind of a confirmation push.
-func confirmationKind(s string) (kind pubsub.Kind, subscribe, ok bool) {
-	switch s {
-	case "subscribe":
-		return pubsub.KindMessage, true, true
-	case "psubscribe":
-		return pubsub.KindPMessage, true, true
-	case "ssubscribe":
-		return pubsub.KindSMessage, true, true
-	case "unsubscribe":
-		return pubsub.KindMessage, false, true
-	case "punsubscribe":
-		return pubsub.KindPMessage, false, true
-	case "sunsubscribe":
-		return pubsub.KindSMessage, false, true
+// confirmationOf parses the kind of a confirmation push: the namespace
+// it is about, and whether it confirms a subscribe.
+func confirmationOf(s string) (ns pubsub.Namespace, subscribe, ok bool) {
+	for _, ns := range []pubsub.Namespace{pubsub.Channels, pubsub.Patterns, pubsub.ShardChannels} {
+		switch s {
+		case ns.SubscribeCommand():
+			return ns, true, true
+		case ns.UnsubscribeCommand():
+			return ns, false, true
+		}
 	}
 	return 0, false, false
 }

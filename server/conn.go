@@ -53,6 +53,8 @@ type conn struct {
 	multi     *multiState
 	replyMode replyMode
 	reply     resp.Writer // the reply being built
+	cmd       *command    // the command running
+	quit      bool        // the command running ends the connection
 
 	mu sync.Mutex
 	// guards the fields below
@@ -66,11 +68,14 @@ type conn struct {
 	softSince time.Time // since when the output has been over the soft limit
 	closing   bool      // no more output is accepted
 	killed    bool
-	sub       *pubsub.Subscription
-	channels  map[string]struct{} // what this client holds, as Redis's client struct
-	patterns  map[string]struct{}
-	shard     map[string]struct{}
-	push      []byte // a pushed message being encoded
+	// sub holds the client's channels, patterns and shard channels.
+	// subCount and shardCount are the counts its last confirmations
+	// carried (channels + patterns, shard channels), which decide RESP2's
+	// subscribed mode and the output class, as Redis's CLIENT_PUBSUB flag.
+	sub        *pubsub.Subscription
+	subCount   int
+	shardCount int
+	push       []byte // a pushed message being encoded
 
 	wake chan struct{} // cap 1: out has data, or closing changed
 	done chan struct{} // closed by kill
@@ -101,18 +106,15 @@ type multiState struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
-		srv:      s,
-		nc:       nc,
-		id:       s.nextID.Add(1),
-		born:     time.Now(),
-		proto:    2,
-		authed:   s.Password == "",
-		channels: map[string]struct{}{},
-		patterns: map[string]struct{}{},
-		shard:    map[string]struct{}{},
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		raw:      rawConn(nc),
+		srv:    s,
+		nc:     nc,
+		id:     s.nextID.Add(1),
+		born:   time.Now(),
+		proto:  2,
+		authed: s.Password == "",
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		raw:    rawConn(nc),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.running.Store(2)
@@ -134,7 +136,7 @@ func (c *conn) exited() {
 // condition for RESP2's subscribed mode, the pubsub output class and the
 // exemption from the idle timeout. c.mu must be held.
 func (c *conn) subscribedLocked() bool {
-	return len(c.channels)+len(c.patterns)+len(c.shard) > 0
+	return c.subCount+c.shardCount > 0
 }
 
 // queueLocked appends b to the output and wakes the writer. c.mu must be
@@ -358,24 +360,21 @@ func (c *conn) closeAfterFlush() {
 	c.wakeWriter()
 }
 
-// deliver is the subscription's function: it queues a pushed message.
-// A message for something the client no longer holds comes from a publish
-// that raced with the unsubscribe; Redis would have sent it before the
-// confirmation, which has been sent already, so it is dropped.
-func (c *conn) deliver(m pubsub.Message) {
+// deliver is the function of the client's subscription sub: it queues a
+// pushed message.
+// A message for a name the client no longer holds comes from a publish
+// that raced with the unsubscribe (a func subscription may be called once
+// after it); Redis would have sent it before the confirmation, which has
+// been queued already under c.mu, so it is dropped.
+func (c *conn) deliver(sub *pubsub.Subscription, m pubsub.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var held bool
-	switch m.Kind {
-	case pubsub.KindMessage:
-		_, held = c.channels[m.Channel]
-	case pubsub.KindPMessage:
-		_, held = c.patterns[m.Pattern]
-	case pubsub.KindSMessage:
-		_, held = c.shard[m.Channel]
+	name := m.Channel
+	if m.Kind == pubsub.KindPMessage {
+		name = m.Pattern
 	}
-	if !held {
-		return
+	if c.sub != sub || !sub.Holds(m.Kind.Namespace(), name) {
+		return // after RESET, or unsubscribed
 	}
 	w := resp.Writer{Proto: c.proto, Buf: c.push[:0]}
 	switch m.Kind {
@@ -452,7 +451,8 @@ func (c *conn) finish() {
 // c.mu must be held.
 func (c *conn) subscriptionLocked() (*pubsub.Subscription, error) {
 	if c.sub == nil {
-		s, err := c.srv.broker.NewSubscriptionFunc(c.deliver)
+		var s *pubsub.Subscription // set before it holds anything, so before fn runs
+		s, err := c.srv.broker.NewSubscriptionFunc(func(m pubsub.Message) { c.deliver(s, m) })
 		if err != nil {
 			return nil, err
 		}

@@ -648,9 +648,9 @@ func TestIdleTimeoutSparesSubscribers(t *testing.T) {
 
 func TestCommandDocsDescribeEveryCommand(t *testing.T) {
 	for name, cmd := range newCommandTable().cmds {
-		assert.NotEmpty(t, cmd.doc.summary, "summary of %s", name)
+		assert.NotEmpty(t, cmd.summary, "summary of %s", name)
 		for _, sub := range cmd.subs {
-			assert.NotEmpty(t, sub.doc.summary, "summary of %s", sub.name)
+			assert.NotEmpty(t, sub.summary, "summary of %s", sub.name)
 		}
 	}
 	addr := start(t, &Server{})

@@ -1,0 +1,250 @@
+package server
+
+import (
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"fmt"
+	"github.com/gopherpubsub/pubsub"
+	"github.com/gopherpubsub/pubsub/internal/resp"
+)
+
+// The server commands: introspection and configuration.
+
+func serverCommands() []*command {
+	const g = "server"
+	cmd := &command{name: "command", arity: -1, run: cmdCommandInfo, subs: map[string]*command{}} // COMMAND alone is a command too
+	*cmd = *container("command", "Describe the commands this server serves.", g, "2.8.13",
+		&command{name: "command|count", arity: 2, run: cmdCommandCount, since: "2.8.13",
+			summary: "Count the commands this server serves."},
+		&command{name: "command|docs", arity: -2, run: cmdCommandDocs, since: "7.0.0",
+			summary: "Document the given commands, or all of them."},
+		&command{name: "command|info", arity: -2, run: cmdCommandInfo, since: "2.8.13",
+			summary: "Describe the given commands, or all of them."},
+	)
+	cmd.arity, cmd.run = -1, cmdCommandInfo
+	return []*command{
+		cmd,
+		container("config", "Read the server's configuration.", g, "2.0.0",
+			&command{name: "config|get", arity: -3, run: cmdConfigGet, since: "2.0.0",
+				summary: "Return the configuration parameters matching the given patterns."},
+		),
+		{name: "info", arity: -1, run: cmdInfo, group: g, since: "1.0.0",
+			summary: "Report the server's state and figures."},
+		{name: "dbsize", arity: 1, run: func(c *conn, w *resp.Writer, _ []string) { w.Int(0) }, group: g, since: "1.0.0",
+			summary: "Always 0: this server holds no keys."},
+		{name: "flushdb", arity: -1, run: cmdOK, group: g, since: "1.0.0",
+			summary: "Accepted for compatibility: there are no keys to remove."},
+		{name: "flushall", arity: -1, run: cmdOK, group: g, since: "1.0.0",
+			summary: "Accepted for compatibility: there are no keys to remove."},
+	}
+}
+
+func cmdCommandCount(c *conn, w *resp.Writer, _ []string) {
+	w.Int(int64(len(c.srv.table().cmds)))
+}
+
+// wanted returns the commands named in args[2:], nil for an unknown name,
+// or every command when none is named.
+func (t *commandTable) wanted(args []string) []*command {
+	if len(args) <= 2 {
+		names := slices.Sorted(maps.Keys(t.cmds))
+		out := make([]*command, len(names))
+		for i, n := range names {
+			out[i] = t.cmds[n]
+		}
+		return out
+	}
+	out := make([]*command, 0, len(args)-2)
+	for _, name := range args[2:] {
+		top, sub, isSub := strings.Cut(lower(name), "|")
+		cmd := t.cmds[top]
+		if isSub && cmd != nil {
+			cmd = cmd.subs[sub]
+		}
+		out = append(out, cmd)
+	}
+	return out
+}
+
+// cmdCommandDocs answers COMMAND DOCS: a summary, group and version of
+// each command, in this project's words.
+func cmdCommandDocs(c *conn, w *resp.Writer, args []string) {
+	var found []*command
+	for _, cmd := range c.srv.table().wanted(args) {
+		if cmd != nil {
+			found = append(found, cmd)
+		}
+	}
+	w.Map(len(found))
+	for _, cmd := range found {
+		w.Bulk(cmd.name)
+		n := 3
+		if cmd.subs != nil {
+			n++
+		}
+		w.Map(n)
+		w.Bulk("summary")
+		w.Bulk(cmd.summary)
+		w.Bulk("since")
+		w.Bulk(cmd.since)
+		w.Bulk("group")
+		w.Bulk(cmd.group)
+		if cmd.subs != nil {
+			w.Bulk("subcommands")
+			subs := slices.Sorted(maps.Keys(cmd.subs))
+			w.Map(len(subs))
+			for _, name := range subs {
+				sub := cmd.subs[name]
+				w.Bulk(sub.name)
+				w.Map(3)
+				w.Bulk("summary")
+				w.Bulk(sub.summary)
+				w.Bulk("since")
+				w.Bulk(sub.since)
+				w.Bulk("group")
+				w.Bulk(sub.group)
+			}
+		}
+	}
+}
+
+// cmdCommandInfo answers COMMAND and COMMAND INFO in Redis 7's shape:
+// name, arity, flags, key positions (none: no command takes keys), ACL
+// categories, tips, key specs, subcommands. Unknown names get a null.
+func cmdCommandInfo(c *conn, w *resp.Writer, args []string) {
+	if lower(args[0]) == "command" && len(args) == 1 {
+		args = []string{"command", "info"}
+	}
+	cmds := c.srv.table().wanted(args)
+	w.Array(len(cmds))
+	for _, cmd := range cmds {
+		if cmd == nil {
+			w.NullArray()
+			continue
+		}
+		writeCommandInfo(w, cmd)
+	}
+}
+
+func writeCommandInfo(w *resp.Writer, cmd *command) {
+	flags := []string{"fast"}
+	switch {
+	case cmd.pubsub && cmd.group == "pubsub":
+		flags = []string{"pubsub", "noscript", "loading", "stale"}
+	case cmd.noAuth:
+		flags = []string{"noscript", "loading", "stale", "no-auth", "fast"}
+	}
+	w.Array(10)
+	w.Bulk(cmd.name)
+	w.Int(int64(cmd.arity))
+	w.Set(len(flags))
+	for _, f := range flags {
+		w.Simple(f)
+	}
+	w.Int(0)
+	w.Int(0)
+	w.Int(0)
+	w.Set(1)
+	w.Simple("@" + cmd.group)
+	w.Set(0) // tips
+	w.Array(0)
+	subs := slices.Sorted(maps.Keys(cmd.subs))
+	w.Array(len(subs))
+	for _, name := range subs {
+		writeCommandInfo(w, cmd.subs[name])
+	}
+}
+
+func cmdConfigGet(c *conn, w *resp.Writer, args []string) {
+	lim := c.srv.limits.Load()
+	params := [][2]string{
+		{"databases", "16"},
+		{"maxclients", strconv.Itoa(lim.maxClients)},
+		{"timeout", strconv.Itoa(int(lim.idleTimeout.Seconds()))},
+		{"client-output-buffer-limit", "normal " + outputLimitText(lim.output[classNormal]) + " slave 268435456 67108864 60 pubsub " + outputLimitText(lim.output[classPubSub])},
+		{"notify-keyspace-events", ""},
+	}
+	// As Redis's configGetCommand: a name without glob characters is looked
+	// up (case-insensitively) and echoed as the client wrote it; a pattern
+	// matches in nocase mode and yields the parameters' own names; a
+	// parameter is listed once, under the first spelling that found it.
+	var match [][2]string
+	seen := func(name string) bool {
+		return slices.ContainsFunc(match, func(m [2]string) bool { return strings.EqualFold(m[0], name) })
+	}
+	for _, pattern := range args[2:] {
+		if !strings.ContainsAny(pattern, "[*?") {
+			if i := slices.IndexFunc(params, func(p [2]string) bool { return strings.EqualFold(p[0], pattern) }); i >= 0 && !seen(pattern) {
+				match = append(match, [2]string{pattern, params[i][1]})
+			}
+			continue
+		}
+		for _, p := range params {
+			if !seen(p[0]) && pubsub.MatchFold(pattern, p[0]) {
+				match = append(match, p)
+			}
+		}
+	}
+	w.Map(len(match))
+	for _, p := range match {
+		w.Bulk(p[0])
+		w.Bulk(p[1])
+	}
+}
+
+// outputLimitText writes one class's limit as CONFIG GET does.
+func outputLimitText(l OutputLimit) string {
+	return fmt.Sprintf("%d %d %d", max(l.Hard, 0), max(l.Soft, 0), int(l.SoftPeriod.Seconds()))
+}
+
+func cmdInfo(c *conn, w *resp.Writer, args []string) {
+	st := c.srv.broker.Stats()
+	c.srv.mu.Lock()
+	clients := len(c.srv.conns)
+	c.srv.mu.Unlock()
+	sections := map[string]string{
+		"server": fmt.Sprintf("# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nos:go\r\narch_bits:64\r\nprocess_id:0\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\n",
+			redisVersion, portOf(c.nc.LocalAddr()), int(time.Since(c.srv.started).Seconds()), int(time.Since(c.srv.started).Hours()/24)),
+		"clients": fmt.Sprintf("# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\npubsub_clients:%d\r\n",
+			clients, c.srv.limits.Load().maxClients, st.Subscriptions),
+		"stats": fmt.Sprintf("# Stats\r\ntotal_connections_received:%d\r\ntotal_commands_processed:%d\r\nrejected_connections:%d\r\npubsub_channels:%d\r\npubsub_patterns:%d\r\npubsubshard_channels:%d\r\npubsub_messages_published:%d\r\npubsub_messages_delivered:%d\r\npubsub_messages_dropped:%d\r\n",
+			c.srv.stats.connections.Load(), c.srv.stats.commands.Load(), c.srv.stats.rejected.Load(),
+			st.Channels, st.Patterns, st.ShardChannels, st.Published, st.Delivered, st.Dropped),
+	}
+	order := []string{"server", "clients", "stats"}
+	want := order
+	if len(args) > 1 {
+		want = nil
+		for _, a := range args[1:] {
+			switch s := lower(a); s {
+			case "all", "everything", "default":
+				want = order
+			default:
+				if _, ok := sections[s]; ok && !slices.Contains(want, s) {
+					want = append(want, s)
+				}
+			}
+		}
+	}
+	var b strings.Builder
+	for i, s := range want {
+		if i > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString(sections[s])
+	}
+	w.Verbatim(b.String())
+}
+
+// portOf returns the TCP port of a, or 0 for other kinds of address.
+func portOf(a net.Addr) int {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.Port
+	}
+	return 0
+}
