@@ -278,8 +278,15 @@ func (b *Broker) newSubscription(cfg config, fn func(Message)) (*Subscription, e
 // held: it may call any method, including this subscription's, but Publish
 // waits for it, so it must not block. Several publishers may call it at
 // once. There is no buffer, so options about buffers and overflow do not
-// apply and nothing is ever dropped. A publish already under way when
-// Unsubscribe or Close returns may still call fn once.
+// apply and nothing is ever dropped.
+//
+// Unlike a channel subscription's, fn may still be called once for a name
+// by a publish already under way when Unsubscribe or Close returns: fn
+// runs without a lock so that it may unsubscribe from inside itself, and
+// waiting for calls under way would then wait for itself. A consumer that
+// must see nothing after its unsubscribe serializes the two under a lock
+// of its own and checks [Subscription.Holds] in fn, as the Redis-protocol
+// server does: one read lock and one lookup per message.
 //
 // The subscription's Channel carries no messages; it closes when the
 // subscription closes, so it still tells when the subscription ended.

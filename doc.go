@@ -72,11 +72,22 @@
 // [Broker.Close] returns, no goroutine of this package is running. No user
 // code runs under an internal lock, so a consumer may publish, subscribe,
 // unsubscribe or close from inside its receive loop, and a drop handler
-// may call any method.
+// may call any method. The one exception is the [Confirm] function given
+// to [Subscription.Add] and [Subscription.Remove], which runs while the
+// subscription changes so that its caller can order confirmations with
+// messages.
 //
-// Lock order: Subscription.opMu, then one of an index stripe lock, the
-// pattern index lock or Subscription.mu; no two of the last three are ever
-// held together. Broker.mu is taken alone.
+// Lock order, for maintainers (each lock is taken only after those above
+// it, never before):
+//
+//	Subscription.opMu   Subscribe, Unsubscribe and close of one subscription
+//	Broker.mu           the registry: close's forget, Stats
+//	one of:             a channel stripe's mu, the pattern index's mu,
+//	                    Subscription.mu (never two of these together)
+//
+// Publish takes a stripe's or the pattern index's read lock alone, and
+// calls user code (func subscriptions, drop handlers, Block waits) with
+// none held.
 //
 // # Beyond one process
 //

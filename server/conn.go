@@ -28,6 +28,10 @@ import (
 // client that does not read: it keeps reading commands, and their replies
 // wait in out, up to the client's output limit, as in Redis.
 //
+// Lock order: Server.mu is taken alone. writeMu, then mu. mu, then the
+// Subscription's locks (Add and Remove run under mu, and deliver asks
+// Holds under it); the Broker calls deliver with none of its locks held.
+//
 // The connection counts as a client (CLIENT LIST, MaxClients, Shutdown)
 // until both goroutines have ended: a client that sent QUIT after a
 // pipeline it never reads stays listed, and killable, while its replies
