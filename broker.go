@@ -254,7 +254,7 @@ func (b *Broker) NewSubscription(opts ...Option) (*Subscription, error) {
 }
 
 // newSubscription registers a new subscription; b must have been checked.
-func (b *Broker) newSubscription(cfg config, fn func(Message)) (*Subscription, error) {
+func (b *Broker) newSubscription(cfg config, fn func(context.Context, Message)) (*Subscription, error) {
 	if fn != nil {
 		cfg.bufferSize = 0
 	}
@@ -274,7 +274,10 @@ func (b *Broker) newSubscription(cfg config, fn func(Message)) (*Subscription, e
 // already have a queue of their own (a network connection's output
 // buffer, say).
 //
-// fn runs on the publishing goroutine, once per delivery, with no lock
+// fn runs on the publishing goroutine, once per delivery, with the
+// context given to Publish (or SPublish, Deliver): a publisher can pass
+// its consumers what they share for one publish, such as a batch to flush
+// once or a message encoded once for all. It runs with no lock
 // held: it may call any method, including this subscription's, but Publish
 // waits for it, so it must not block. Several publishers may call it at
 // once. There is no buffer, so options about buffers and overflow do not
@@ -290,7 +293,7 @@ func (b *Broker) newSubscription(cfg config, fn func(Message)) (*Subscription, e
 //
 // The subscription's Channel carries no messages; it closes when the
 // subscription closes, so it still tells when the subscription ended.
-func (b *Broker) NewSubscriptionFunc(fn func(Message)) (*Subscription, error) {
+func (b *Broker) NewSubscriptionFunc(fn func(ctx context.Context, m Message)) (*Subscription, error) {
 	if err := b.check(context.Background()); err != nil {
 		return nil, err
 	}

@@ -746,7 +746,7 @@ func TestPublishAllocatesNothing(t *testing.T) {
 		}},
 		{"100 func subscriptions", func(t *testing.T, b *Broker) {
 			for range 100 {
-				s, err := b.NewSubscriptionFunc(func(Message) {})
+				s, err := b.NewSubscriptionFunc(func(context.Context, Message) {})
 				require.NoError(t, err)
 				require.NoError(t, s.Subscribe(ctx, "news"))
 			}
@@ -811,7 +811,7 @@ func TestSubscriptionFuncCallsInsteadOfQueuing(t *testing.T) {
 	b := newBroker(t, WithBufferSize(1)) // no buffer applies to a func subscription
 	var got []Message
 	var s *Subscription
-	s, err := b.NewSubscriptionFunc(func(m Message) {
+	s, err := b.NewSubscriptionFunc(func(_ context.Context, m Message) {
 		got = append(got, m)
 		if m.Payload == "leave" {
 			// Calling back into the subscription is allowed: no lock is held.

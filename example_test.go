@@ -204,7 +204,7 @@ func ExampleBroker_NewSubscriptionFunc() {
 
 	var mu sync.Mutex
 	var log []string
-	sub, _ := b.NewSubscriptionFunc(func(m pubsub.Message) {
+	sub, _ := b.NewSubscriptionFunc(func(_ context.Context, m pubsub.Message) {
 		mu.Lock()
 		log = append(log, m.Channel+": "+m.Payload)
 		mu.Unlock()

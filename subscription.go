@@ -146,7 +146,7 @@ type Subscription struct {
 	// A fast delivery touches the member alone (see member); these are
 	// what the slower paths and sampling need most.
 	ch        chan Message
-	fn        func(Message) // NewSubscriptionFunc: called instead of queuing
+	fn        func(context.Context, Message) // NewSubscriptionFunc: called instead of queuing
 	delivered atomic.Uint64 // outside the fast path, and what memberships left
 	highWater atomic.Int64
 
@@ -682,7 +682,7 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 	if s.fn != nil {
 		s.delivered.Add(1)
 		s.mu.RUnlock()
-		s.fn(m)
+		s.fn(ctx, m)
 		return outDelivered, nil
 	}
 	select {

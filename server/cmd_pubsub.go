@@ -136,7 +136,7 @@ func cmdPublish(c *conn, w *resp.Writer, args []string) {
 	if c.cmd.ns == pubsub.ShardChannels {
 		publish = c.srv.broker.SPublish
 	}
-	n, err := publish(c.ctx, args[1], args[2])
+	n, err := publish(c.pubCtx, args[1], args[2])
 	intReply(w, n, err)
 }
 

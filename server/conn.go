@@ -59,6 +59,8 @@ type conn struct {
 	reply     resp.Writer // the reply being built
 	cmd       *command    // the command running
 	quit      bool        // the command running ends the connection
+	batch     publishBatch
+	pubCtx    context.Context // ctx, carrying batch to the subscribers a publish reaches
 
 	mu sync.Mutex
 	// guards the fields below
@@ -76,10 +78,11 @@ type conn struct {
 	// subCount and shardCount are the counts its last confirmations
 	// carried (channels + patterns, shard channels), which decide RESP2's
 	// subscribed mode and the output class, as Redis's CLIENT_PUBSUB flag.
-	sub        *pubsub.Subscription
-	subCount   int
-	shardCount int
-	push       []byte // a pushed message being encoded
+	sub          *pubsub.Subscription
+	subCount     int
+	shardCount   int
+	push         []byte // a pushed message being encoded
+	flushPending bool   // the flusher will write this connection's output
 
 	wake chan struct{} // cap 1: out has data, or closing changed
 	done chan struct{} // closed by kill
@@ -121,6 +124,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		raw:    rawConn(nc),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.pubCtx = context.WithValue(c.ctx, batchKey{}, &c.batch)
 	c.running.Store(2)
 	c.lastIO.Store(c.born.UnixNano())
 	c.rd = resp.NewRequestReader(idleReader{c})
@@ -365,12 +369,16 @@ func (c *conn) closeAfterFlush() {
 }
 
 // deliver is the function of the client's subscription sub: it queues a
-// pushed message.
+// pushed message. From a publish by another client (ctx carries its
+// batch), the message is encoded once for every subscriber of one
+// protocol, and this connection is written to once that client's pipeline
+// is done, rather than woken for every message.
 // A message for a name the client no longer holds comes from a publish
 // that raced with the unsubscribe (a func subscription may be called once
 // after it); Redis would have sent it before the confirmation, which has
 // been queued already under c.mu, so it is dropped.
-func (c *conn) deliver(sub *pubsub.Subscription, m pubsub.Message) {
+func (c *conn) deliver(ctx context.Context, sub *pubsub.Subscription, m pubsub.Message) {
+	batch, _ := ctx.Value(batchKey{}).(*publishBatch)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	name := m.Channel
@@ -380,7 +388,24 @@ func (c *conn) deliver(sub *pubsub.Subscription, m pubsub.Message) {
 	if c.sub != sub || !sub.Holds(m.Kind.Namespace(), name) {
 		return // after RESET, or unsubscribed
 	}
-	w := resp.Writer{Proto: c.proto, Buf: c.push[:0]}
+	var enc []byte
+	if batch != nil {
+		enc = batch.encoded(m, c.proto)
+	} else {
+		c.push = encodePush(c.push[:0], m, c.proto)
+		enc = c.push
+	}
+	if c.appendLocked(enc) {
+		c.srv.flusher.markLocked(c)
+	}
+	if cap(c.push) > outChunk { // a large message: do not keep its buffer
+		c.push = nil
+	}
+}
+
+// encodePush appends m as the push a subscriber receives.
+func encodePush(buf []byte, m pubsub.Message, proto int) []byte {
+	w := resp.Writer{Proto: proto, Buf: buf}
 	switch m.Kind {
 	case pubsub.KindPMessage:
 		w.Push(4)
@@ -392,10 +417,37 @@ func (c *conn) deliver(sub *pubsub.Subscription, m pubsub.Message) {
 	}
 	w.Bulk(m.Channel)
 	w.Bulk(m.Payload)
-	c.queueLocked(w.Buf)
-	c.push = w.Buf[:0]
-	if cap(c.push) > outChunk { // a large message: do not keep its buffer
-		c.push = nil
+	return w.Buf
+}
+
+type batchKey struct{}
+
+// publishBatch is what the publishes of one connection share, owned by its
+// reader goroutine (a subscription's function runs on the publishing
+// goroutine): the last message's encoding, made once for all its
+// subscribers of one protocol.
+type publishBatch struct {
+	key   pubsub.Message
+	proto int
+	enc   []byte
+}
+
+// encoded returns m encoded for proto, reusing the last encoding when it
+// was of the same message. Comparing the strings is cheap: the receivers
+// of one publish share them.
+func (b *publishBatch) encoded(m pubsub.Message, proto int) []byte {
+	if b.enc == nil || b.key != m || b.proto != proto {
+		b.enc = encodePush(b.enc[:0], m, proto)
+		b.key, b.proto = m, proto
+	}
+	return b.enc
+}
+
+// release lets the last message go once a pipeline is done.
+func (b *publishBatch) release() {
+	b.key = pubsub.Message{}
+	if cap(b.enc) > outChunk {
+		b.enc = nil
 	}
 }
 
@@ -433,8 +485,9 @@ func (c *conn) readLoop() {
 			c.closeAfterFlush()
 			return
 		}
-		if c.rd.Buffered() == 0 {
+		if c.rd.Buffered() == 0 { // the pipeline is done: write what it made
 			c.flushNow()
+			c.batch.release()
 		}
 	}
 }
@@ -456,7 +509,7 @@ func (c *conn) finish() {
 func (c *conn) subscriptionLocked() (*pubsub.Subscription, error) {
 	if c.sub == nil {
 		var s *pubsub.Subscription // set before it holds anything, so before fn runs
-		s, err := c.srv.broker.NewSubscriptionFunc(func(m pubsub.Message) { c.deliver(s, m) })
+		s, err := c.srv.broker.NewSubscriptionFunc(func(ctx context.Context, m pubsub.Message) { c.deliver(ctx, s, m) })
 		if err != nil {
 			return nil, err
 		}

@@ -31,7 +31,7 @@ func FuzzCommands(f *testing.F) {
 		srv.mu.Lock()
 		srv.init()
 		srv.mu.Unlock()
-		defer srv.broker.Close()
+		defer srv.Close() // stops the flusher and closes the broker
 		client, pipe := net.Pipe()
 		defer client.Close()
 		go func() { _, _ = io.Copy(io.Discard, client) }()

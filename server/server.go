@@ -81,7 +81,8 @@ type Server struct {
 	nextID    atomic.Int64
 	started   time.Time
 	limits    atomic.Pointer[limits] // resolved from the fields by init
-	chunks    sync.Pool              // output chunks (see outQueue)
+	flusher   *flusher
+	chunks    sync.Pool // output chunks (see outQueue)
 	stats     serverStats
 	tableOnce sync.Once
 	commands  *commandTable
@@ -153,6 +154,7 @@ func (s *Server) init() {
 	s.started = time.Now()
 	s.limits.Store(s.resolveLimits())
 	s.chunks.New = func() any { return new([outChunk]byte) }
+	s.flusher = newFlusher()
 	s.broker = s.Broker
 	if s.broker == nil {
 		s.broker, s.ownBroker = pubsub.New(), true
@@ -324,6 +326,7 @@ func (s *Server) stop(ctx context.Context) error {
 	if ctx == nil {
 		<-done
 	}
+	s.flusher.close()
 	return err
 }
 

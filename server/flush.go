@@ -1,0 +1,74 @@
+package server
+
+import (
+	"runtime"
+	"sync"
+)
+
+// flusher writes the pushed messages queued for subscribers, for every
+// connection of the Server, as Redis writes to its clients once per turn
+// of its event loop. A publish marks each subscriber it queued a message
+// for and wakes the flusher, which first lets the other runnable
+// goroutines (publishers, most often) run, and then writes to every
+// connection marked meanwhile, once each, with one attempt that does not
+// block: the messages of many publishes leave in one write. What a
+// connection does not take at once is its writer goroutine's.
+type flusher struct {
+	wake chan struct{} // cap 1
+	stop chan struct{}
+	done chan struct{}
+
+	mu sync.Mutex
+	// guards dirty
+	dirty []*conn
+}
+
+func newFlusher() *flusher {
+	f := &flusher{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go f.run()
+	return f
+}
+
+// markLocked asks for c's output to be written soon. c.mu must be held.
+func (f *flusher) markLocked(c *conn) {
+	if c.flushPending {
+		return
+	}
+	c.flushPending = true
+	f.mu.Lock()
+	f.dirty = append(f.dirty, c)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *flusher) run() {
+	defer close(f.done)
+	var list []*conn
+	for {
+		select {
+		case <-f.wake:
+		case <-f.stop:
+			return
+		}
+		runtime.Gosched() // let the publishers under way queue more first
+		f.mu.Lock()
+		list, f.dirty = f.dirty, list[:0]
+		f.mu.Unlock()
+		for i, c := range list {
+			c.mu.Lock()
+			c.flushPending = false
+			c.mu.Unlock()
+			c.flushNow()
+			list[i] = nil
+		}
+	}
+}
+
+// close stops the flusher and waits for it.
+func (f *flusher) close() {
+	close(f.stop)
+	<-f.done
+}
