@@ -310,6 +310,10 @@ const limitCheckEvery = time.Second
 
 // drainLocked writes until nothing is queued. c.writeMu must be held.
 func (c *conn) drainLocked() error {
+	// The deadline wakes a blocked write to check the limits; it is
+	// cleared on the way out, because the reader's attempts that never
+	// block would fail on it.
+	defer c.nc.SetWriteDeadline(time.Time{})
 	for {
 		c.takeLocked()
 		if len(c.writing) == 0 {
@@ -453,8 +457,18 @@ func (b *publishBatch) release() {
 
 func (c *conn) readLoop() {
 	defer c.finish()
+	busy := false // running a pipeline: counted in the Server's busy readers
+	defer func() {
+		if busy {
+			c.srv.flusher.idle()
+		}
+	}()
 	for {
 		args, err := c.rd.ReadCommand()
+		if err == nil && !busy {
+			busy = true
+			c.srv.flusher.busy.Add(1)
+		}
 		if err != nil {
 			var pe *resp.ProtocolError
 			if errors.As(err, &pe) {
@@ -488,6 +502,8 @@ func (c *conn) readLoop() {
 		if c.rd.Buffered() == 0 { // the pipeline is done: write what it made
 			c.flushNow()
 			c.batch.release()
+			busy = false
+			c.srv.flusher.idle()
 		}
 	}
 }

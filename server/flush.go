@@ -3,17 +3,22 @@ package server
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // flusher writes the pushed messages queued for subscribers, for every
 // connection of the Server, as Redis writes to its clients once per turn
 // of its event loop. A publish marks each subscriber it queued a message
-// for and wakes the flusher, which first lets the other runnable
-// goroutines (publishers, most often) run, and then writes to every
-// connection marked meanwhile, once each, with one attempt that does not
-// block: the messages of many publishes leave in one write. What a
-// connection does not take at once is its writer goroutine's.
+// for. The last reader to finish its pipeline, when no other is running
+// one, writes to every connection marked, once each, with one attempt that
+// does not block: the messages of many publishes leave in one write, and a
+// lone publisher's messages leave with no goroutine hand-off. Otherwise
+// (publishes from Go code, or readers that keep each other busy) the
+// flusher goroutine does, once it has let the other runnable goroutines
+// run. What a connection does not take at once is its writer goroutine's.
 type flusher struct {
+	busy atomic.Int32 // readers running a pipeline
+
 	wake chan struct{} // cap 1
 	stop chan struct{}
 	done chan struct{}
@@ -54,17 +59,32 @@ func (f *flusher) run() {
 			return
 		}
 		runtime.Gosched() // let the publishers under way queue more first
-		f.mu.Lock()
-		list, f.dirty = f.dirty, list[:0]
-		f.mu.Unlock()
-		for i, c := range list {
-			c.mu.Lock()
-			c.flushPending = false
-			c.mu.Unlock()
-			c.flushNow()
-			list[i] = nil
-		}
+		list = f.drain(list)
 	}
+}
+
+// idle is called by a reader that finished its pipeline.
+func (f *flusher) idle() {
+	if f.busy.Add(-1) == 0 {
+		f.drain(nil)
+	}
+}
+
+// drain writes to the connections marked so far. spare is a slice to
+// reuse, returned for the next call.
+func (f *flusher) drain(spare []*conn) []*conn {
+	f.mu.Lock()
+	list := f.dirty
+	f.dirty = spare[:0]
+	f.mu.Unlock()
+	for i, c := range list {
+		c.mu.Lock()
+		c.flushPending = false
+		c.mu.Unlock()
+		c.flushNow()
+		list[i] = nil
+	}
+	return list[:0]
 }
 
 // close stops the flusher and waits for it.

@@ -5,6 +5,7 @@ package server
 import (
 	"errors"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -50,6 +51,9 @@ func (c *conn) writeOnceLocked() error {
 		return true
 	})
 	c.wroteLocked(n)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil // the writer's deadline: what is left is the writer's
+	}
 	if err != nil {
 		return err
 	}
