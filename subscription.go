@@ -147,7 +147,7 @@ type Subscription struct {
 	// what the slower paths and sampling need most.
 	ch        chan Message
 	fn        func(context.Context, Message) // NewSubscriptionFunc: called instead of queuing
-	delivered atomic.Uint64 // outside the fast path, and what memberships left
+	delivered atomic.Uint64                  // outside the fast path, and what memberships left
 	highWater atomic.Int64
 
 	// mu guards closed, err and members. Publish's checked path (func
