@@ -60,7 +60,7 @@ func (b *Broker) Deliver(ctx context.Context, m Message) (int, error) {
 		return 0, err
 	}
 	t := tally{spare: b.spare}
-	var sh *topicShard // where the publish is counted
+	var sh *stripe // where the publish is counted
 	switch m.Kind {
 	case KindMessage:
 		m.Pattern = ""
@@ -69,7 +69,7 @@ func (b *Broker) Deliver(ctx context.Context, m Message) (int, error) {
 		m.Pattern = ""
 		sh = b.shardChannels.deliver(m.Channel, &t, &m)
 	case KindPMessage:
-		sh, _ = b.channels.shard(m.Channel)
+		sh, _ = b.channels.stripeOf(m.Channel)
 		b.patterns.deliverTo(m.Pattern, &t, &m)
 	default:
 		return 0, fmt.Errorf("%w: Deliver of a message of kind %v", ErrInvalidOption, m.Kind)

@@ -35,8 +35,9 @@ type topic struct {
 	retired bool
 }
 
-// topicShard is one lock stripe of a topicIndex.
-type topicShard struct {
+// stripe is one lock stripe of a topicIndex: a part of its channels, by
+// hash, under a lock of their own.
+type stripe struct {
 	mu sync.RWMutex
 	// guards topics
 	topics topicTable
@@ -48,7 +49,7 @@ type topicShard struct {
 	_ [64]byte // keep neighbouring stripes off this cache line
 }
 
-// topicIndex maps exact channel names to subscribers. It is sharded by
+// topicIndex maps exact channel names to subscribers. It is striped by
 // hash into at least 64 stripes, 32 per GOMAXPROCS up to 512, so that
 // publishers on different channels seldom share a lock: only when their
 // channels share a stripe (8 busy channels among 64 stripes all have
@@ -57,7 +58,7 @@ type topicShard struct {
 // a publish to a channel nobody holds takes no lock at all.
 type topicIndex struct {
 	seed   maphash.Seed
-	shards []topicShard
+	stripes []stripe
 	mask   uint64
 	count  atomic.Int64 // number of channels with subscribers
 }
@@ -67,12 +68,12 @@ func newTopicIndex() *topicIndex {
 	for n < 32*runtime.GOMAXPROCS(0) && n < 512 {
 		n <<= 1
 	}
-	return &topicIndex{seed: maphash.MakeSeed(), shards: make([]topicShard, n), mask: uint64(n - 1)}
+	return &topicIndex{seed: maphash.MakeSeed(), stripes: make([]stripe, n), mask: uint64(n - 1)}
 }
 
-func (x *topicIndex) shard(channel string) (*topicShard, uint64) {
+func (x *topicIndex) stripeOf(channel string) (*stripe, uint64) {
 	h := maphash.String(x.seed, channel)
-	return &x.shards[h&x.mask], h
+	return &x.stripes[h&x.mask], h
 }
 
 // topicTable is a hash table of topics keyed by the channel's maphash. The
@@ -171,8 +172,8 @@ func (tt *topicTable) all(yield func(*topic)) {
 
 // lookup returns the current members of channel and the channel's stripe.
 // The slice is an immutable snapshot.
-func (x *topicIndex) lookup(channel string) ([]*member, *topicShard) {
-	sh, h := x.shard(channel)
+func (x *topicIndex) lookup(channel string) ([]*member, *stripe) {
+	sh, h := x.stripeOf(channel)
 	var members []*member
 	sh.mu.RLock()
 	if t := sh.topics.find(h, channel); t != nil {
@@ -183,7 +184,7 @@ func (x *topicIndex) lookup(channel string) ([]*member, *topicShard) {
 }
 
 func (x *topicIndex) add(mb *member) {
-	sh, h := x.shard(mb.name)
+	sh, h := x.stripeOf(mb.name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t := sh.topics.find(h, mb.name)
@@ -196,7 +197,7 @@ func (x *topicIndex) add(mb *member) {
 }
 
 func (x *topicIndex) remove(mb *member) {
-	sh, h := x.shard(mb.name)
+	sh, h := x.stripeOf(mb.name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t := sh.topics.find(h, mb.name)
@@ -214,15 +215,15 @@ func (x *topicIndex) remove(mb *member) {
 // without the lock finds it (see topicTable). If it finds none, the
 // channel had no subscriber when the call began; one it finds may be
 // retired by the time the caller takes the lock.
-func (x *topicIndex) locate(channel string) (*topicShard, *topic) {
-	sh, h := x.shard(channel)
+func (x *topicIndex) locate(channel string) (*stripe, *topic) {
+	sh, h := x.stripeOf(channel)
 	return sh, sh.topics.find(h, channel)
 }
 
 // deliverAt offers *m to every member of tp's channel on t's fast path,
 // holding the read lock of tp's stripe sh. It looks the channel up again
 // only if tp was retired meanwhile.
-func (x *topicIndex) deliverAt(sh *topicShard, tp *topic, t *tally, m *Message) {
+func (x *topicIndex) deliverAt(sh *stripe, tp *topic, t *tally, m *Message) {
 	sh.mu.RLock()
 	if tp.retired {
 		tp = sh.topics.find(tp.hash, tp.name)
@@ -235,7 +236,7 @@ func (x *topicIndex) deliverAt(sh *topicShard, tp *topic, t *tally, m *Message) 
 
 // deliver offers *m to every member of channel on t's fast path, and
 // returns the stripe for its counters.
-func (x *topicIndex) deliver(channel string, t *tally, m *Message) *topicShard {
+func (x *topicIndex) deliver(channel string, t *tally, m *Message) *stripe {
 	sh, tp := x.locate(channel)
 	if tp != nil {
 		x.deliverAt(sh, tp, t, m)
@@ -252,8 +253,8 @@ func (x *topicIndex) numSub(channel string) int {
 // names returns the channels with subscribers for which keep returns true.
 func (x *topicIndex) names(keep func(string) bool) []string {
 	var out []string
-	for i := range x.shards {
-		sh := &x.shards[i]
+	for i := range x.stripes {
+		sh := &x.stripes[i]
 		sh.mu.RLock()
 		sh.topics.all(func(t *topic) {
 			if keep(t.name) {
@@ -268,8 +269,8 @@ func (x *topicIndex) names(keep func(string) bool) []string {
 // published sums the publish counters of every stripe.
 func (x *topicIndex) published() uint64 {
 	var n uint64
-	for i := range x.shards {
-		n += x.shards[i].published.Load()
+	for i := range x.stripes {
+		n += x.stripes[i].published.Load()
 	}
 	return n
 }

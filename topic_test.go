@@ -13,12 +13,12 @@ import (
 // colliding returns n channel names that fall in the same stripe and the
 // same hash bucket as channel, for tables of up to 1024 buckets.
 func colliding(x *topicIndex, channel string, n int) []string {
-	_, h := x.shard(channel)
+	_, h := x.stripeOf(channel)
 	const bucketBits = 1<<10 - 1
 	var out []string
 	for i := 0; len(out) < n; i++ {
 		name := "collide:" + strconv.Itoa(i)
-		if _, g := x.shard(name); g&x.mask == h&x.mask && (g>>32)&bucketBits == (h>>32)&bucketBits {
+		if _, g := x.stripeOf(name); g&x.mask == h&x.mask && (g>>32)&bucketBits == (h>>32)&bucketBits {
 			out = append(out, name)
 		}
 	}
@@ -92,13 +92,13 @@ func TestPublishLookupWhileTablesChange(t *testing.T) {
 // relink the topics that reader is standing on.
 func TestTopicTableFindWhileGrowing(t *testing.T) {
 	x := newTopicIndex()
-	_, h := x.shard("stable")
+	_, h := x.stripeOf("stable")
 	neighbours := colliding(x, "stable", 4)
 	for round := 0; round < 100; round++ {
 		var tt topicTable
 		tt.insert(&topic{name: "stable", hash: h})
 		for _, name := range neighbours {
-			_, g := x.shard(name)
+			_, g := x.stripeOf(name)
 			tt.insert(&topic{name: name, hash: g})
 		}
 		done := make(chan struct{})
@@ -119,7 +119,7 @@ func TestTopicTableFindWhileGrowing(t *testing.T) {
 		}()
 		for i := range 2000 {
 			name := "grow:" + strconv.Itoa(i)
-			_, g := x.shard(name)
+			_, g := x.stripeOf(name)
 			tt.insert(&topic{name: name, hash: g})
 		}
 		close(done)
