@@ -57,10 +57,10 @@ type stripe struct {
 // holds its stripe's read lock while it fills the buffers (see tally), and
 // a publish to a channel nobody holds takes no lock at all.
 type topicIndex struct {
-	seed   maphash.Seed
+	seed    maphash.Seed
 	stripes []stripe
-	mask   uint64
-	count  atomic.Int64 // number of channels with subscribers
+	mask    uint64
+	count   atomic.Int64 // number of channels with subscribers
 }
 
 func newTopicIndex() *topicIndex {
