@@ -457,18 +457,8 @@ func (b *publishBatch) release() {
 
 func (c *conn) readLoop() {
 	defer c.finish()
-	busy := false // running a pipeline: counted in the Server's busy readers
-	defer func() {
-		if busy {
-			c.srv.flusher.idle()
-		}
-	}()
 	for {
 		args, err := c.rd.ReadCommand()
-		if err == nil && !busy {
-			busy = true
-			c.srv.flusher.busy.Add(1)
-		}
 		if err != nil {
 			var pe *resp.ProtocolError
 			if errors.As(err, &pe) {
@@ -502,8 +492,6 @@ func (c *conn) readLoop() {
 		if c.rd.Buffered() == 0 { // the pipeline is done: write what it made
 			c.flushNow()
 			c.batch.release()
-			busy = false
-			c.srv.flusher.idle()
 		}
 	}
 }

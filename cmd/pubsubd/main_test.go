@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gopherpubsub/pubsub/internal/redistest"
 	"github.com/gopherpubsub/pubsub/internal/resp"
+	"github.com/gopherpubsub/pubsub/server"
 )
 
 // need skips the test when a tool is missing, or fails it when CI is set.
@@ -217,4 +219,33 @@ func TestSIGTERMWithAClientThatNeverReads(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("pubsubd did not exit within 10 s of SIGTERM (shutdown timeout 500 ms); log:\n%s", log.String())
 	}
+}
+
+// TestHelpListsTheFlags: -h exits 0 and lists every flag, each of which
+// the package doc (go doc ./cmd/pubsubd) names too.
+func TestHelpListsTheFlags(t *testing.T) {
+	err := run([]string{"-h"})
+	require.ErrorIs(t, err, flag.ErrHelp)
+	out, err := exec.Command("go", "run", ".", "-h").CombinedOutput()
+	require.NoError(t, err, "pubsubd -h must exit 0: %s", out)
+	doc, err := exec.Command("go", "doc", ".").CombinedOutput()
+	require.NoError(t, err, "go doc: %s", doc)
+	for _, name := range []string{"bind", "port", "requirepass", "maxclients", "timeout", "client-output-buffer-limit-pubsub", "client-output-buffer-limit-normal", "client-query-buffer-limit", "shutdown-timeout"} {
+		assert.Contains(t, string(out), "-"+name+" ", "pubsubd -h")
+		assert.Contains(t, string(doc), "-"+name+" ", "go doc ./cmd/pubsubd")
+	}
+}
+
+func TestConfigureTakesRedisNotation(t *testing.T) {
+	var srv server.Server
+	require.NoError(t, configure(&srv, "300", "16mb 4mb 30", "0 0 0", "512mb"))
+	assert.Equal(t, 300*time.Second, srv.IdleTimeout)
+	assert.Equal(t, server.OutputLimit{Hard: 16 << 20, Soft: 4 << 20, SoftPeriod: 30 * time.Second}, *srv.PubSubOutputLimit)
+	assert.Equal(t, server.OutputLimit{}, *srv.NormalOutputLimit)
+	assert.Equal(t, int64(512<<20), srv.MaxQueryBuffer)
+	require.NoError(t, configure(&srv, "1m30s", "32mb 8mb 60", "0 0 0", "1gb"))
+	assert.Equal(t, 90*time.Second, srv.IdleTimeout)
+	assert.Error(t, configure(&srv, "soon", "32mb 8mb 60", "0 0 0", "1gb"))
+	assert.Error(t, configure(&srv, "0", "32mb 8mb", "0 0 0", "1gb"))
+	assert.Error(t, configure(&srv, "0", "32mb 8mb 60", "0 0 0", "lots"))
 }
