@@ -121,41 +121,48 @@ func (r *RequestReader) readInline() ([]string, error) {
 	return args, nil
 }
 
-// countLine reads a "*<n>" or "$<n>" line. Redis finds its end by the
-// first '\r' and skips the byte after it unseen, so this does too.
-func (r *RequestReader) countLine(tooBig string) (string, error) {
-	var buf []byte
-	for {
-		chunk, err := r.br.ReadSlice('\r')
-		buf = append(buf, chunk...)
-		if len(buf)-1 > MaxInlineSize {
-			return "", protoErr(tooBig)
+// countLine reads a "*<n>" or "$<n>" line and returns its number, and
+// the length of its text. Redis finds its end by the first '\r' and skips
+// the byte after it unseen, so this does too. The common line, within the
+// read buffer, is parsed where it lies, without a copy.
+func (r *RequestReader) countLine(tooBig string) (n int64, textLen int, ok bool, err error) {
+	line, err := r.br.ReadSlice('\r')
+	var long []byte // a line longer than the read buffer, or cut by it
+	for errors.Is(err, bufio.ErrBufferFull) {
+		long = append(long, line...)
+		if len(long)-1 > MaxInlineSize {
+			return 0, 0, false, protoErr(tooBig)
 		}
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return "", err
-		}
+		line, err = r.br.ReadSlice('\r')
 	}
+	if long != nil {
+		line = append(long, line...)
+	}
+	if len(line)-1 > MaxInlineSize {
+		return 0, 0, false, protoErr(tooBig)
+	}
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, 0, false, err
+	}
+	text := line[1 : len(line)-1]
+	n, ok = parseInt(text)
 	if _, err := r.br.ReadByte(); err != nil { // the '\n', unchecked
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return "", err
+		return 0, 0, false, err
 	}
-	return string(buf[1 : len(buf)-1]), nil
+	return n, len(text), ok, nil
 }
 
 func (r *RequestReader) readMultibulk() ([]string, error) {
-	text, err := r.countLine("too big mbulk count string")
+	n, textLen, ok, err := r.countLine("too big mbulk count string")
 	if err != nil {
 		return nil, err
 	}
-	n, ok := ParseInt(text)
 	if !ok || n > 1<<31-1 {
 		return nil, protoErr("invalid multibulk length")
 	}
@@ -170,7 +177,7 @@ func (r *RequestReader) readMultibulk() ([]string, error) {
 		maxBulk = MaxBulkLen
 	}
 	args := r.args[:0]
-	total := int64(len(text) + 3)
+	total := int64(textLen + 3)
 	for range n {
 		b, err := r.br.Peek(1)
 		if err != nil {
@@ -179,18 +186,17 @@ func (r *RequestReader) readMultibulk() ([]string, error) {
 		if b[0] != '$' {
 			return nil, protoErr("expected '$', got '" + string(b[0]) + "'")
 		}
-		text, err := r.countLine("too big bulk count string")
+		size, sizeLen, ok, err := r.countLine("too big bulk count string")
 		if err != nil {
 			return nil, err
 		}
-		size, ok := ParseInt(text)
 		if !ok || size < 0 || size > maxBulk {
 			return nil, protoErr("invalid bulk length")
 		}
 		if !r.Authenticated && size > MaxUnauthBulk {
 			return nil, protoErr("unauthenticated bulk length")
 		}
-		total += int64(len(text)) + 3 + size + 2
+		total += int64(sizeLen) + 3 + size + 2
 		if r.MaxQueryBuffer > 0 && total > r.MaxQueryBuffer {
 			return nil, ErrQueryBufferLimit
 		}
@@ -229,18 +235,22 @@ func (r *RequestReader) readLargeBulk(size int64) (string, error) {
 
 // ParseInt parses a decimal integer as Redis's string2ll does: an optional
 // '-', no '+', no leading zeros, no spaces, within int64.
-func ParseInt(s string) (int64, bool) {
-	if s == "" {
+func ParseInt(s string) (int64, bool) { return parseInt(s) }
+
+// parseInt is ParseInt for a string or the bytes of one, so that a count
+// line is parsed in the read buffer.
+func parseInt[T string | []byte](s T) (int64, bool) {
+	if len(s) == 0 {
 		return 0, false
 	}
-	if s == "0" {
+	if len(s) == 1 && s[0] == '0' {
 		return 0, true
 	}
 	neg := s[0] == '-'
 	if neg {
 		s = s[1:]
 	}
-	if s == "" || s[0] < '1' || s[0] > '9' {
+	if len(s) == 0 || s[0] < '1' || s[0] > '9' {
 		return 0, false
 	}
 	var v uint64
