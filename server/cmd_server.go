@@ -83,32 +83,31 @@ func cmdCommandDocs(c *conn, w *resp.Writer, args []string) {
 	w.Map(len(found))
 	for _, cmd := range found {
 		w.Bulk(cmd.name)
-		n := 3
-		if cmd.subs != nil {
-			n++
-		}
-		w.Map(n)
-		w.Bulk("summary")
-		w.Bulk(cmd.summary)
-		w.Bulk("since")
-		w.Bulk(cmd.since)
-		w.Bulk("group")
-		w.Bulk(cmd.group)
-		if cmd.subs != nil {
-			w.Bulk("subcommands")
-			subs := slices.Sorted(maps.Keys(cmd.subs))
-			w.Map(len(subs))
-			for _, name := range subs {
-				sub := cmd.subs[name]
-				w.Bulk(sub.name)
-				w.Map(3)
-				w.Bulk("summary")
-				w.Bulk(sub.summary)
-				w.Bulk("since")
-				w.Bulk(sub.since)
-				w.Bulk("group")
-				w.Bulk(sub.group)
-			}
+		writeCommandDoc(w, cmd)
+	}
+}
+
+// writeCommandDoc writes the documentation map of cmd, and of its
+// subcommands within it.
+func writeCommandDoc(w *resp.Writer, cmd *command) {
+	n := 3
+	if cmd.subs != nil {
+		n++
+	}
+	w.Map(n)
+	w.Bulk("summary")
+	w.Bulk(cmd.summary)
+	w.Bulk("since")
+	w.Bulk(cmd.since)
+	w.Bulk("group")
+	w.Bulk(cmd.group)
+	if cmd.subs != nil {
+		w.Bulk("subcommands")
+		subs := slices.Sorted(maps.Keys(cmd.subs))
+		w.Map(len(subs))
+		for _, name := range subs {
+			w.Bulk(cmd.subs[name].name)
+			writeCommandDoc(w, cmd.subs[name])
 		}
 	}
 }

@@ -206,9 +206,10 @@ func (c *conn) wakeWriter() {
 	}
 }
 
-// flushNow writes the queued output from the reader goroutine, with one
-// attempt that does not block, if no one else is writing; whatever is left
-// is the writer goroutine's.
+// flushNow writes the queued output from the calling goroutine (the
+// reader once its pipeline is consumed, or the flusher), with one attempt
+// that does not block, if no one else is writing; whatever is left is the
+// writer goroutine's.
 func (c *conn) flushNow() {
 	if c.raw == nil || !c.writeMu.TryLock() {
 		c.wakeWriter()
