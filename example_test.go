@@ -219,3 +219,40 @@ func ExampleBroker_NewSubscriptionFunc() {
 	// Output:
 	// [audit: event 1 audit: event 2 audit: event 3] false
 }
+
+// Add and Remove report each name with the count Redis's confirmation of
+// it carries: channels and patterns together, shard channels apart. A
+// Redis server built on the Broker answers SUBSCRIBE with them.
+func ExampleSubscription_Add() {
+	ctx := context.Background()
+	b := pubsub.New()
+	defer b.Close()
+
+	sub, _ := b.NewSubscription()
+	confirm := func(name string, count int) { fmt.Println(name, count) }
+	_, _ = sub.Add(ctx, pubsub.Channels, confirm, "news", "sport", "news")
+	_, _ = sub.Add(ctx, pubsub.Patterns, confirm, "news:*")
+	_, _ = sub.Add(ctx, pubsub.ShardChannels, confirm, "orders:{1}")
+	count, _ := sub.Remove(ctx, pubsub.Channels, confirm, "sport", "weather", "news")
+	fmt.Println("left:", count, sub.Holds(pubsub.Patterns, "news:*"))
+	// Output:
+	// news 1
+	// sport 2
+	// news 2
+	// news:* 3
+	// orders:{1} 1
+	// sport 2
+	// weather 2
+	// news 1
+	// left: 1 true
+}
+
+// Match is Redis's glob, as PSUBSCRIBE and PUBSUB CHANNELS use it;
+// MatchFold is its nocase mode, as CONFIG GET uses it.
+func ExampleMatch() {
+	fmt.Println(pubsub.Match("news:*", "news:seoul"), pubsub.Match("h?llo", "héllo"))
+	fmt.Println(pubsub.MatchFold("MAX*", "maxclients"), pubsub.Match("MAX*", "maxclients"))
+	// Output:
+	// true false
+	// true false
+}
