@@ -458,7 +458,10 @@ func (s *Subscription) Add(ctx context.Context, ns Namespace, confirm Confirm, n
 	if err := checkContext(ctx); err != nil {
 		return 0, err
 	}
-	if !s.valid() || ns > ShardChannels {
+	if ns > ShardChannels {
+		return 0, fmt.Errorf("%w: %v", ErrInvalidOption, ns)
+	}
+	if !s.valid() {
 		return 0, ErrClosed
 	}
 	s.opMu.Lock()
@@ -555,7 +558,10 @@ func (s *Subscription) Remove(ctx context.Context, ns Namespace, confirm Confirm
 	if err := checkContext(ctx); err != nil {
 		return 0, err
 	}
-	if !s.valid() || ns > ShardChannels {
+	if ns > ShardChannels {
+		return 0, fmt.Errorf("%w: %v", ErrInvalidOption, ns)
+	}
+	if !s.valid() {
 		return 0, ErrClosed
 	}
 	s.opMu.Lock()
