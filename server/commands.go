@@ -78,7 +78,7 @@ func newCommandTable() *commandTable {
 // connection should close once the reply is written.
 func (c *conn) run(args []string) (quit bool) {
 	w := &c.reply // reused: a reply is copied into the output queue
-	w.Buf, w.Proto = w.Buf[:0], c.protoNow()
+	w.Buf = w.Buf[:0]
 	c.dispatch(w, args)
 	c.flushReply(w)
 	if cap(w.Buf) > outChunk { // a large reply: do not keep its buffer
@@ -115,6 +115,7 @@ func (c *conn) flushReply(w *resp.Writer) {
 func (c *conn) dispatch(w *resp.Writer, args []string) {
 	cmd, errMsg := c.srv.table().lookup(args)
 	if errMsg != "" {
+		w.Proto = c.protoNow()
 		c.failMulti()
 		w.Error(errMsg)
 		return
@@ -123,6 +124,7 @@ func (c *conn) dispatch(w *resp.Writer, args []string) {
 	authed, proto, subscribed := c.authed, c.proto, c.subscribedLocked()
 	c.lastCmd = cmd.name
 	c.mu.Unlock()
+	w.Proto = proto
 	switch {
 	case !authed && !cmd.noAuth:
 		c.failMulti()

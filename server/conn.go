@@ -537,9 +537,12 @@ func (r idleReader) Read(p []byte) (int, error) {
 	c := r.c
 	for {
 		timeout := c.srv.limits.Load().idleTimeout
-		c.mu.Lock()
-		exempt := timeout <= 0 || c.subscribedLocked()
-		c.mu.Unlock()
+		exempt := timeout <= 0
+		if !exempt {
+			c.mu.Lock()
+			exempt = c.subscribedLocked()
+			c.mu.Unlock()
+		}
 		switch {
 		case !exempt:
 			_ = c.nc.SetReadDeadline(time.Unix(0, c.lastIO.Load()).Add(timeout))
