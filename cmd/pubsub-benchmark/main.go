@@ -129,6 +129,7 @@ type result struct {
 	pubPerSec, delivPerSec float64
 	p50, p99, p999         time.Duration
 	lost, disorder         int64
+	delivered              int64
 	genCPU                 float64 // cores
 }
 
@@ -298,6 +299,7 @@ func (w *workload) measure(addr, channel string) (result, error) {
 		pubPerSec:   float64(w.pubs*w.n) / pubTime.Seconds(),
 		delivPerSec: float64(last) / elapsed.Seconds(),
 		lost:        want - last,
+		delivered:   last,
 		genCPU:      (cpuSeconds(cpu1) - cpuSeconds(cpu0)) / elapsed.Seconds(),
 	}
 	for _, s := range subs {
