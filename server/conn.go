@@ -52,6 +52,8 @@ type conn struct {
 	// running counts the connection's goroutines still running; the last
 	// one to end removes the connection from the Server.
 	running atomic.Int32
+	// flushPending: the flusher will write this connection's output.
+	flushPending atomic.Bool
 
 	// Used only by the reader goroutine.
 	multi     *multiState
@@ -82,7 +84,6 @@ type conn struct {
 	subCount     int
 	shardCount   int
 	push         []byte // a pushed message being encoded
-	flushPending bool   // the flusher will write this connection's output
 
 	wake chan struct{} // cap 1: out has data, or closing changed
 	done chan struct{} // closed by kill
@@ -215,7 +216,11 @@ func (c *conn) flushNow() {
 		c.wakeWriter()
 		return
 	}
-	c.takeLocked()
+	if !c.takeLocked(false) {
+		c.writeMu.Unlock()
+		c.wakeWriter() // mu is busy (a long command, say): the writer will wait for it
+		return
+	}
 	err := c.writeOnceLocked()
 	left := len(c.writing) > 0
 	c.writeMu.Unlock()
@@ -228,18 +233,24 @@ func (c *conn) flushNow() {
 	}
 }
 
-// takeLocked moves the queued output to writing, if writing is empty.
-// c.writeMu must be held.
-func (c *conn) takeLocked() {
+// takeLocked moves the queued output to writing, if writing is empty. If
+// wait is false (flushNow, which must not wait), it takes only if mu is
+// free. It reports whether it could. c.writeMu must be held.
+func (c *conn) takeLocked(wait bool) bool {
 	if len(c.writing) > 0 {
-		return
+		return true
 	}
-	c.mu.Lock()
+	if wait {
+		c.mu.Lock()
+	} else if !c.mu.TryLock() {
+		return false
+	}
 	c.writing, c.out.chunks = c.out.chunks, c.writing[:0]
 	c.out.taken += c.out.queued
 	c.out.queued = 0
 	c.mu.Unlock()
 	c.written = 0
+	return true
 }
 
 // wroteLocked accounts for n bytes of writing written, and gives written
@@ -316,7 +327,7 @@ func (c *conn) drainLocked() error {
 	// block would fail on it.
 	defer c.nc.SetWriteDeadline(time.Time{})
 	for {
-		c.takeLocked()
+		c.takeLocked(true)
 		if len(c.writing) == 0 {
 			return nil
 		}

@@ -34,10 +34,9 @@ func newFlusher() *flusher {
 
 // markLocked asks for c's output to be written soon. c.mu must be held.
 func (f *flusher) markLocked(c *conn) {
-	if c.flushPending {
+	if c.flushPending.Swap(true) {
 		return
 	}
-	c.flushPending = true
 	f.mu.Lock()
 	f.dirty = append(f.dirty, c)
 	f.mu.Unlock()
@@ -69,9 +68,7 @@ func (f *flusher) drain(spare []*conn) []*conn {
 	f.dirty = spare[:0]
 	f.mu.Unlock()
 	for i, c := range list {
-		c.mu.Lock()
-		c.flushPending = false
-		c.mu.Unlock()
+		c.flushPending.Store(false) // before taking its output: what is queued later marks it again
 		c.flushNow()
 		list[i] = nil
 	}
