@@ -80,10 +80,10 @@ type conn struct {
 	// subCount and shardCount are the counts its last confirmations
 	// carried (channels + patterns, shard channels), which decide RESP2's
 	// subscribed mode and the output class, as Redis's CLIENT_PUBSUB flag.
-	sub          *pubsub.Subscription
-	subCount     int
-	shardCount   int
-	push         []byte // a pushed message being encoded
+	sub        *pubsub.Subscription
+	subCount   int
+	shardCount int
+	push       []byte // a pushed message being encoded
 
 	wake chan struct{} // cap 1: out has data, or closing changed
 	done chan struct{} // closed by kill
