@@ -84,29 +84,26 @@ func cmdSubscribe(c *conn, w *resp.Writer, args []string) {
 
 func cmdUnsubscribe(c *conn, w *resp.Writer, args []string) {
 	ns := c.cmd.ns
+	kind := ns.UnsubscribeCommand()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	kind := ns.UnsubscribeCommand()
-	if c.sub == nil { // never subscribed: Redis still confirms
-		if len(args) == 1 {
-			confirm(w, kind, nil, 0)
-		}
-		for i := range args[1:] {
-			confirm(w, kind, &args[1+i], 0)
-		}
-		c.queueLocked(w.Buf)
-		w.Buf = w.Buf[:0]
-		return
-	}
 	confirmed := false
 	onName := c.confirmer(w, kind, ns)
-	count, err := c.sub.Remove(c.ctx, ns, func(name string, count int) {
+	each := func(name string, count int) {
 		confirmed = true
 		onName(name, count)
-	}, args[1:]...)
-	if err != nil {
-		w.Error("ERR " + err.Error())
-		return
+	}
+	count := 0
+	if c.sub == nil { // never subscribed: Redis still confirms every name
+		for _, name := range args[1:] {
+			each(name, 0)
+		}
+	} else {
+		var err error
+		if count, err = c.sub.Remove(c.ctx, ns, each, args[1:]...); err != nil {
+			w.Error("ERR " + err.Error())
+			return
+		}
 	}
 	if !confirmed { // nothing named, nothing held
 		confirm(w, kind, nil, count)

@@ -21,16 +21,18 @@ import (
 // publishing goroutines take to queue a message too, so a client sees
 // replies and messages in the order Redis would send them.
 //
-// Whoever holds writeMu writes the queue to the socket: the reader, with
-// one attempt that never blocks, once it has consumed a pipeline (as Redis
-// answers from its event loop, saving a goroutine hand-off per reply); and
-// the writer goroutine for the rest. So the reader never waits for a
+// Whoever holds writeMu writes the queue to the socket, with one attempt
+// that never blocks: the reader once it has consumed a pipeline (as Redis
+// answers from its event loop, saving a goroutine hand-off per reply), and
+// the Server's flusher for pushed messages (flush.go). What they leave is
+// the writer goroutine's, which blocks. So the reader never waits for a
 // client that does not read: it keeps reading commands, and their replies
 // wait in out, up to the client's output limit, as in Redis.
 //
 // Lock order: Server.mu is taken alone. writeMu, then mu. mu, then the
 // Subscription's locks (Add and Remove run under mu, and deliver asks
-// Holds under it); the Broker calls deliver with none of its locks held.
+// Holds under it) or the flusher's mu; the Broker calls deliver with none
+// of its locks held.
 //
 // The connection counts as a client (CLIENT LIST, MaxClients, Shutdown)
 // until both goroutines have ended: a client that sent QUIT after a
@@ -354,6 +356,7 @@ func (c *conn) drainLocked() error {
 // does: the queued output is discarded. c.mu must be held.
 func (c *conn) dropLocked(why string) {
 	c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", why)
+	c.out.chunks, c.out.queued = nil, 0 // what a writer took goes with its failed write
 	c.closing = true
 	c.killLocked()
 }

@@ -28,11 +28,6 @@ const (
 	DefaultMaxQueryBuffer = 1 << 30
 )
 
-// DefaultPubSubOutputLimit is Redis's client-output-buffer-limit for the
-// pubsub class: "pubsub 32mb 8mb 60". The normal class has no limit by
-// default, as in Redis.
-var DefaultPubSubOutputLimit = OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftPeriod: 60 * time.Second}
-
 // OutputLimit is one class's client-output-buffer-limit: how many bytes of
 // replies and messages may wait for a client that does not read them.
 // Past Hard the client is disconnected at once; past Soft for longer than
@@ -63,7 +58,8 @@ type Server struct {
 	// PubSubOutputLimit applies to a client while it holds any
 	// subscription, NormalOutputLimit to the others, as Redis's
 	// client-output-buffer-limit classes. nil means Redis's defaults:
-	// [DefaultPubSubOutputLimit], and no limit for normal clients.
+	// "pubsub 32mb 8mb 60" (32 MB hard; 8 MB for 60 s), and no limit for
+	// normal clients.
 	PubSubOutputLimit *OutputLimit
 	NormalOutputLimit *OutputLimit
 	// MaxQueryBuffer is the most bytes one command may take, as Redis's
@@ -137,7 +133,7 @@ func (s *Server) resolveLimits() *limits {
 	case l.maxQueryBuffer < 0:
 		l.maxQueryBuffer = 0
 	}
-	l.output[classPubSub] = DefaultPubSubOutputLimit
+	l.output[classPubSub] = OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftPeriod: 60 * time.Second}
 	if s.PubSubOutputLimit != nil {
 		l.output[classPubSub] = *s.PubSubOutputLimit
 	}
