@@ -161,7 +161,7 @@ func cmdHello(c *conn, w *resp.Writer, args []string) {
 			return
 		}
 		c.mu.Lock()
-		c.name = *setName
+		c.name = strings.Clone(*setName) // kept: not the command's memory
 		c.mu.Unlock()
 	}
 	if proto != 0 {
@@ -259,7 +259,7 @@ func cmdClientSetname(c *conn, w *resp.Writer, args []string) {
 		return
 	}
 	c.mu.Lock()
-	c.name = args[2]
+	c.name = strings.Clone(args[2]) // kept: not the command's memory
 	c.mu.Unlock()
 	w.Simple("OK")
 }
@@ -284,9 +284,9 @@ func cmdClientSetinfo(c *conn, w *resp.Writer, args []string) {
 	defer c.mu.Unlock()
 	switch lower(args[2]) {
 	case "lib-name":
-		c.lib[0] = args[3]
+		c.lib[0] = strings.Clone(args[3])
 	case "lib-ver":
-		c.lib[1] = args[3]
+		c.lib[1] = strings.Clone(args[3])
 	default:
 		w.Error(fmt.Sprintf("ERR Unrecognized option '%s'", args[2]))
 		return

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/gopherpubsub/pubsub"
 	"github.com/gopherpubsub/pubsub/internal/resp"
@@ -76,7 +77,13 @@ func cmdSubscribe(c *conn, w *resp.Writer, args []string) {
 		w.Error("ERR " + err.Error())
 		return
 	}
-	_, err = sub.Add(c.ctx, ns, c.confirmer(w, ns.SubscribeCommand(), ns), args[1:]...)
+	// The names outlive the command: each gets its own memory rather than
+	// keep the whole command's (its arguments share one allocation).
+	names := make([]string, len(args)-1)
+	for i, name := range args[1:] {
+		names[i] = strings.Clone(name)
+	}
+	_, err = sub.Add(c.ctx, ns, c.confirmer(w, ns.SubscribeCommand(), ns), names...)
 	if err != nil {
 		w.Error("ERR " + err.Error())
 	}

@@ -67,7 +67,9 @@ func (r *RequestReader) Buffered() int { return r.br.Buffered() }
 // ReadCommand returns the next command's arguments. An empty command (an
 // empty inline line or "*0") returns an empty slice and no error, as Redis
 // ignores it. A malformed request returns a *ProtocolError. The slice is
-// reused by the next call (the strings are not): clone it to keep it.
+// reused by the next call; the strings are not, but the arguments of one
+// command may share one allocation, so a caller that keeps one argument
+// long after the others (a channel name it subscribes, say) clones it.
 func (r *RequestReader) ReadCommand() ([]string, error) {
 	// The previous command is done with: let its strings go, and drop a
 	// slice grown for a huge command rather than keep it for every next.
@@ -159,6 +161,9 @@ func (r *RequestReader) countLine(tooBig string) (n int64, textLen int, ok bool,
 }
 
 func (r *RequestReader) readMultibulk() ([]string, error) {
+	if args, ok := r.parseBuffered(); ok {
+		return args, nil
+	}
 	n, textLen, ok, err := r.countLine("too big mbulk count string")
 	if err != nil {
 		return nil, err
@@ -214,6 +219,66 @@ func (r *RequestReader) readMultibulk() ([]string, error) {
 	}
 	r.args = args
 	return args, nil
+}
+
+// parseBuffered parses a command that lies whole in the read buffer, the
+// common case, in one pass and with one allocation for all its arguments.
+// It reports false, consuming nothing, for anything else: a command cut by
+// the buffer's end, an error, a limit reached, a line Redis would read
+// differently than this pass does; readMultibulk then reads it the slow
+// way, which is the reference for every reply and error.
+func (r *RequestReader) parseBuffered() ([]string, bool) {
+	buf, _ := r.br.Peek(r.br.Buffered())
+	// number reads the "*<n>" or "$<n>" line at buf[i], ending at the first
+	// '\r' and skipping the byte after it, as countLine does.
+	number := func(i int) (n int64, next int, ok bool) {
+		const longest = 20 // digits of int64 and a sign: longer is an error countLine reports
+		end := bytes.IndexByte(buf[i+1:min(len(buf), i+2+longest)], '\r')
+		if end < 0 || i+1+end+1 >= len(buf) {
+			return 0, 0, false
+		}
+		n, ok = parseInt(buf[i+1 : i+1+end])
+		return n, i + 1 + end + 2, ok
+	}
+	n, pos, ok := number(0)
+	if !ok || n <= 0 || n > int64(len(buf)) || (!r.Authenticated && n > MaxUnauthMultibulk) {
+		return nil, false
+	}
+	maxBulk := r.MaxBulkLen
+	if maxBulk == 0 {
+		maxBulk = MaxBulkLen
+	}
+	// First pass: check every bulk and note where its data lies.
+	type span struct{ from, to int }
+	var stack [8]span
+	spans := stack[:0]
+	dataFrom := pos
+	for range n {
+		if pos >= len(buf) || buf[pos] != '$' {
+			return nil, false
+		}
+		size, next, ok := number(pos)
+		if !ok || size < 0 || size > maxBulk || (!r.Authenticated && size > MaxUnauthBulk) {
+			return nil, false
+		}
+		if int64(len(buf)-next) < size+2 {
+			return nil, false
+		}
+		spans = append(spans, span{next, next + int(size)})
+		pos = next + int(size) + 2
+	}
+	if r.MaxQueryBuffer > 0 && int64(pos) > r.MaxQueryBuffer {
+		return nil, false
+	}
+	// One string for the whole command, each argument a slice of it.
+	whole := string(buf[dataFrom:pos])
+	args := r.args[:0]
+	for _, sp := range spans {
+		args = append(args, whole[sp.from-dataFrom:sp.to-dataFrom])
+	}
+	r.args = args
+	_, _ = r.br.Discard(pos)
+	return args, true
 }
 
 // readLargeBulk reads a bulk string longer than the read buffer, and the

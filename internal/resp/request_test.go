@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -155,5 +157,37 @@ func FuzzRequestReader(f *testing.F) {
 				}
 			}
 		}
+	})
+}
+
+// FuzzWholeCommandsReadAsByteByByte: a command found whole in the read
+// buffer is parsed in one pass; the same bytes arriving one at a time go
+// the general way. Both give the same commands and the same error, under
+// any limits.
+func FuzzWholeCommandsReadAsByteByByte(f *testing.F) {
+	for _, s := range []string{
+		"*2\r\n$3\r\nfoo\r\n$3\r\nbar\r\n*1\r\n$4\r\nPING\r\n", "*1\r\n$3\r\nfooXY*1\r\n$0\r\n\r\n",
+		"*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$2\r\nhi\r\n", "*1\r\n$-1\r\n", "*01\r\n", "*1\n\r\n$1\r\na\r\n",
+		"*1\r\n$1\rXa\r\n", "*12\r\n", "*2\r\n$20000\r\n", "*1\r\n+foo\r\n", "*99999999999999999999\r\n",
+	} {
+		f.Add([]byte(s), true, int64(0), int64(0))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, authenticated bool, maxBulk, maxQuery int64) {
+		read := func(src io.Reader) (cmds [][]string, last string) {
+			r := NewRequestReader(src)
+			r.Authenticated, r.MaxBulkLen, r.MaxQueryBuffer = authenticated, max(maxBulk, 0), max(maxQuery, 0)
+			for range 100 {
+				args, err := r.ReadCommand()
+				if err != nil {
+					return cmds, err.Error()
+				}
+				cmds = append(cmds, slices.Clone(args))
+			}
+			return cmds, ""
+		}
+		wantCmds, wantErr := read(iotest.OneByteReader(bytes.NewReader(data)))
+		gotCmds, gotErr := read(bytes.NewReader(data))
+		require.Equal(t, wantCmds, gotCmds)
+		require.Equal(t, wantErr, gotErr)
 	})
 }
