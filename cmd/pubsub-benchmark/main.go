@@ -120,6 +120,10 @@ func run(args []string) error {
 	base := median(results[0])
 	for i, t := range targets {
 		m := median(results[i])
+		if w.subs == 0 { // nothing is delivered nor timed: compare the publishes
+			fmt.Printf("  %-10s %s  pub/s ratio %.2fx\n", t.name, m, m.pubPerSec/base.pubPerSec)
+			continue
+		}
 		fmt.Printf("  %-10s %s  deliv/s ratio %.2fx  p99 ratio %.2fx\n", t.name, m, m.delivPerSec/base.delivPerSec, float64(m.p99)/float64(base.p99))
 	}
 	return nil
