@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,12 +54,102 @@ func (n *naiveBroker) publish(channel, payload string) (receivers, dropped int) 
 	return receivers, dropped
 }
 
-// benchTarget is what the benchmarks need of an implementation.
+// rawBroker is the floor the delivery benchmarks compare against: a map of
+// channels to Go channels of payloads under one RWMutex, and a send that
+// does not block. No pattern, no counter, no message struct: what a user
+// would write who needs nothing else.
+type rawBroker struct {
+	mu       sync.RWMutex
+	channels map[string][]chan []byte
+}
+
+func (r *rawBroker) publish(channel string, payload []byte) (receivers int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, ch := range r.channels[channel] {
+		select {
+		case ch <- payload:
+		default:
+		}
+		receivers++
+	}
+	return receivers
+}
+
+type rawTarget struct {
+	r *rawBroker
+	// The benchmarks publish one payload: its bytes are made once, so that
+	// the raw floor pays for no conversion a user would avoid.
+	payload      string
+	payloadBytes []byte
+}
+
+func (t rawTarget) subscribe(_ testing.TB, channel string, buf int) any {
+	ch := make(chan []byte, buf)
+	t.r.mu.Lock()
+	t.r.channels[channel] = append(t.r.channels[channel], ch)
+	t.r.mu.Unlock()
+	return (<-chan []byte)(ch)
+}
+
+func (t rawTarget) psubscribe(tb testing.TB, _ string, _ int) any {
+	tb.Fatal("the raw baseline has no patterns")
+	return nil
+}
+
+func (t rawTarget) psubscribeMany(tb testing.TB, _ []string, _ int) any {
+	tb.Fatal("the raw baseline has no patterns")
+	return nil
+}
+
+func (t rawTarget) unsubscribe(_ testing.TB, ch any, channel string) {
+	t.r.mu.Lock()
+	defer t.r.mu.Unlock()
+	subs := t.r.channels[channel]
+	for i, c := range subs {
+		if (<-chan []byte)(c) == ch {
+			subs = append(subs[:i:i], subs[i+1:]...)
+			break
+		}
+	}
+	if len(subs) == 0 {
+		delete(t.r.channels, channel)
+	} else {
+		t.r.channels[channel] = subs
+	}
+}
+
+func (t rawTarget) publish(channel, payload string) int {
+	b := t.payloadBytes
+	if payload != t.payload {
+		b = []byte(payload)
+	}
+	return t.r.publish(channel, b)
+}
+
+// dropped is 0: the raw baseline counts nothing, and the benchmarks pace
+// their publishers so that no buffer overflows.
+func (t rawTarget) dropped() uint64 { return 0 }
+
+func (t rawTarget) close() {
+	t.r.mu.Lock()
+	defer t.r.mu.Unlock()
+	for _, chs := range t.r.channels {
+		for _, ch := range chs {
+			close(ch)
+		}
+	}
+	t.r.channels = nil
+}
+
+// benchTarget is what the benchmarks need of an implementation. A
+// subscription is a receive-only Go channel, of Message or, for the raw
+// baseline, of []byte.
 type benchTarget interface {
-	subscribe(tb testing.TB, channel string, buf int) <-chan Message
-	psubscribe(tb testing.TB, pattern string, buf int) <-chan Message
-	psubscribeMany(tb testing.TB, patterns []string, buf int) <-chan Message
-	unsubscribe(tb testing.TB, ch <-chan Message, channel string)
+	subscribe(tb testing.TB, channel string, buf int) any
+	psubscribe(tb testing.TB, pattern string, buf int) any
+	psubscribeMany(tb testing.TB, patterns []string, buf int) any
+	unsubscribe(tb testing.TB, ch any, channel string)
 	publish(channel, payload string) (receivers int)
 	dropped() uint64
 	close()
@@ -66,7 +157,7 @@ type benchTarget interface {
 
 type brokerTarget struct{ b *Broker }
 
-func (t brokerTarget) subscribe(tb testing.TB, channel string, buf int) <-chan Message {
+func (t brokerTarget) subscribe(tb testing.TB, channel string, buf int) any {
 	s, err := t.b.NewSubscription(WithBufferSize(buf))
 	if err == nil {
 		err = s.Subscribe(context.Background(), channel)
@@ -77,7 +168,7 @@ func (t brokerTarget) subscribe(tb testing.TB, channel string, buf int) <-chan M
 	return s.Channel()
 }
 
-func (t brokerTarget) psubscribe(tb testing.TB, pattern string, buf int) <-chan Message {
+func (t brokerTarget) psubscribe(tb testing.TB, pattern string, buf int) any {
 	s, err := t.b.NewSubscription(WithBufferSize(buf))
 	if err == nil {
 		err = s.PSubscribe(context.Background(), pattern)
@@ -88,7 +179,7 @@ func (t brokerTarget) psubscribe(tb testing.TB, pattern string, buf int) <-chan 
 	return s.Channel()
 }
 
-func (t brokerTarget) psubscribeMany(tb testing.TB, patterns []string, buf int) <-chan Message {
+func (t brokerTarget) psubscribeMany(tb testing.TB, patterns []string, buf int) any {
 	s, err := t.b.NewSubscription(WithBufferSize(buf))
 	if err == nil {
 		err = s.PSubscribe(context.Background(), patterns...)
@@ -99,7 +190,7 @@ func (t brokerTarget) psubscribeMany(tb testing.TB, patterns []string, buf int) 
 	return s.Channel()
 }
 
-func (t brokerTarget) unsubscribe(tb testing.TB, _ <-chan Message, channel string) {
+func (t brokerTarget) unsubscribe(tb testing.TB, _ any, channel string) {
 	tb.Fatal("brokerTarget.unsubscribe: use the Subscription")
 }
 
@@ -116,38 +207,38 @@ type naiveTarget struct {
 	drops *atomic.Uint64
 }
 
-func (t naiveTarget) subscribe(_ testing.TB, channel string, buf int) <-chan Message {
+func (t naiveTarget) subscribe(_ testing.TB, channel string, buf int) any {
 	ch := make(chan Message, buf)
 	t.n.mu.Lock()
 	t.n.channels[channel] = append(t.n.channels[channel], ch)
 	t.n.mu.Unlock()
-	return ch
+	return (<-chan Message)(ch)
 }
 
-func (t naiveTarget) psubscribe(_ testing.TB, pattern string, buf int) <-chan Message {
+func (t naiveTarget) psubscribe(_ testing.TB, pattern string, buf int) any {
 	ch := make(chan Message, buf)
 	t.n.mu.Lock()
 	t.n.patterns = append(t.n.patterns, naivePattern{m: compilePattern(pattern), ch: ch})
 	t.n.mu.Unlock()
-	return ch
+	return (<-chan Message)(ch)
 }
 
-func (t naiveTarget) psubscribeMany(_ testing.TB, patterns []string, buf int) <-chan Message {
+func (t naiveTarget) psubscribeMany(_ testing.TB, patterns []string, buf int) any {
 	ch := make(chan Message, buf)
 	t.n.mu.Lock()
 	for _, p := range patterns {
 		t.n.patterns = append(t.n.patterns, naivePattern{m: compilePattern(p), ch: ch})
 	}
 	t.n.mu.Unlock()
-	return ch
+	return (<-chan Message)(ch)
 }
 
-func (t naiveTarget) unsubscribe(_ testing.TB, ch <-chan Message, channel string) {
+func (t naiveTarget) unsubscribe(_ testing.TB, ch any, channel string) {
 	t.n.mu.Lock()
 	defer t.n.mu.Unlock()
 	subs := t.n.channels[channel]
 	for i, c := range subs {
-		if c == ch {
+		if (<-chan Message)(c) == ch {
 			subs = append(subs[:i:i], subs[i+1:]...)
 			break
 		}
@@ -187,13 +278,22 @@ func (t naiveTarget) close() {
 	t.n.channels, t.n.patterns = nil, nil
 }
 
-var impls = []struct {
+type impl struct {
 	name string
 	make func() benchTarget
-}{
-	{"broker", func() benchTarget { return brokerTarget{New()} }},
-	{"naive", func() benchTarget { return naiveTarget{newNaive(), new(atomic.Uint64)} }},
 }
+
+var (
+	brokerImpl = impl{"broker", func() benchTarget { return brokerTarget{New()} }}
+	naiveImpl  = impl{"naive", func() benchTarget { return naiveTarget{newNaive(), new(atomic.Uint64)} }}
+	rawImpl    = impl{"raw", func() benchTarget {
+		return rawTarget{&rawBroker{channels: make(map[string][]chan []byte)}, "payload", []byte("payload")}
+	}}
+	// impls are the implementations of the benchmarks of channels; the
+	// pattern benchmarks leave out the raw baseline, which has none.
+	impls        = []impl{brokerImpl, naiveImpl, rawImpl}
+	patternImpls = []impl{brokerImpl, naiveImpl}
+)
 
 // consumers drains channels on one goroutine each and counts what arrives.
 //
@@ -214,29 +314,41 @@ type paddedCount struct {
 	_ [56]byte // one cache line per consumer
 }
 
-func (c *consumers) start(chs ...<-chan Message) {
+// start drains each of chs, a <-chan Message or a <-chan []byte, on a
+// goroutine of its own.
+func (c *consumers) start(chs ...any) {
 	for _, ch := range chs {
 		count := new(paddedCount)
 		c.counts = append(c.counts, count)
-		c.wg.Go(func() {
-			for {
-				select {
-				case _, ok := <-ch:
-					if !ok {
-						return
-					}
-					count.n.Add(1)
-					continue
-				default:
-				}
-				// Found empty: yield once before blocking (see consumers).
-				runtime.Gosched()
-				if _, ok := <-ch; !ok {
-					return
-				}
-				count.n.Add(1)
+		switch ch := ch.(type) {
+		case <-chan Message:
+			c.wg.Go(func() { consume(ch, count) })
+		case <-chan []byte:
+			c.wg.Go(func() { consume(ch, count) })
+		default:
+			panic(fmt.Sprintf("consumers.start: %T", ch))
+		}
+	}
+}
+
+// consume is one consumer's loop, the same for every implementation.
+func consume[T any](ch <-chan T, count *paddedCount) {
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
 			}
-		})
+			count.n.Add(1)
+			continue
+		default:
+		}
+		// Found empty: yield once before blocking (see consumers).
+		runtime.Gosched()
+		if _, ok := <-ch; !ok {
+			return
+		}
+		count.n.Add(1)
 	}
 }
 
@@ -376,73 +488,167 @@ func BenchmarkTopics(b *testing.B) {
 }
 
 // patternShapes returns k patterns of one shape and a function that picks
-// the channel of the i-th publish.
+// the channel of the i-th publish, from 100,000 distinct channels (no
+// cache of recent channels could stand in for the index), each matching
+// one pattern, so that every k is measured at one match per publish.
 func patternShapes(shape string, k int) (patterns []string, channel func(i int) string) {
 	patterns = make([]string, k)
+	for i := range patterns {
+		patterns[i] = shapedPattern(shape, i)
+	}
+	if shape == "prefix" { // the same channel on every publish
+		target := shapedChannel(shape, k/2, 0)
+		return patterns, func(int) string { return target }
+	}
+	r := rand.New(rand.NewPCG(1, uint64(k)))
+	const distinct = 100000
+	seen := make(map[string]bool, distinct)
+	channels := make([]string, 0, distinct)
+	for len(channels) < distinct {
+		if ch := shapedChannel(shape, r.IntN(k), r.IntN(2*distinct/k+1)); !seen[ch] {
+			seen[ch] = true
+			channels = append(channels, ch)
+		}
+	}
+	return patterns, func(i int) string { return channels[i%distinct] }
+}
+
+// patternShape names the shapes of BenchmarkPatterns; mixed takes the
+// others in turn.
+var patternShape = []string{"sharedhead", "sharedtail", "infix", "classhead"}
+
+// shapedPattern is the i-th pattern of a shape.
+func shapedPattern(shape string, i int) string {
+	n := strconv.Itoa(i)
 	switch shape {
 	case "prefix":
-		for i := range patterns {
-			patterns[i] = "prefix:" + strconv.Itoa(i) + ":*"
+		return "prefix:" + n + ":*"
+	case "sharedhead": // one literal head for all; what differs follows a star
+		return "tenant:*:" + n
+	case "sharedtail": // one literal tail for all; what differs precedes a star
+		return "*:" + n + ":*:events"
+	case "infix": // the only literal run is inside
+		return "*-" + n + "-*"
+	case "classhead": // a '?' or a class first
+		if i%2 == 0 {
+			return "[a-c]" + n + ":*"
 		}
-		// One pattern matches; the channel is the same on every publish.
-		target := "prefix:" + strconv.Itoa(k/2) + ":event"
-		return patterns, func(int) string { return target }
-	default: // "mixed"
-		for i := range patterns {
-			n := strconv.Itoa(i)
-			switch i % 4 {
-			case 0:
-				patterns[i] = "*:" + n + ":x" // leading star
-			case 1:
-				patterns[i] = "ev:" + n + "*x" // star in the middle
-			case 2:
-				patterns[i] = "?v:" + n + ":*" // question mark
-			case 3:
-				patterns[i] = "[de]v:" + n + ":*" // class
-			}
-		}
-		// Publishes spread over 100,000 distinct channels, so no cache of
-		// recent channels could stand in for the index.
-		r := rand.New(rand.NewPCG(1, 1))
-		channels := make([]string, 1<<16)
-		for i := range channels {
-			channels[i] = "ev:" + strconv.Itoa(r.IntN(100000)) + ":x"
-		}
-		return patterns, func(i int) string { return channels[i&(len(channels)-1)] }
+		return "?" + n + ":*"
+	default: // mixed
+		return shapedPattern(patternShape[i%len(patternShape)], i)
 	}
 }
 
-// BenchmarkPatterns publishes against K subscribed patterns. With
-// shape=prefix, K "prefix:<i>:*" patterns and one of them matches; with
-// shape=mixed, K patterns of four shapes (leading '*', '*' in the middle,
-// '?', a class) and publishes over 100,000 distinct channels.
+// shapedChannel is a channel the i-th pattern of a shape matches; v varies
+// it without changing what it matches.
+func shapedChannel(shape string, i, v int) string {
+	n, w := strconv.Itoa(i), strconv.Itoa(v)
+	switch shape {
+	case "prefix":
+		return "prefix:" + n + ":event"
+	case "sharedhead":
+		return "tenant:t" + w + ":" + n
+	case "sharedtail":
+		return "app:" + n + ":h" + w + ":events"
+	case "infix":
+		return "a" + w + "-" + n + "-b"
+	case "classhead":
+		return "b" + n + ":" + w
+	default:
+		return shapedChannel(patternShape[i%len(patternShape)], i, v)
+	}
+}
+
+// BenchmarkPatterns publishes against K subscribed patterns of one shape:
+// prefix ("prefix:<i>:*", one channel), sharedhead ("tenant:*:<i>"),
+// sharedtail ("*:<i>:*:events"), infix ("*-<i>-*"), classhead
+// ("[a-c]<i>:*" and "?<i>:*") and mixed (all four in turn). Every publish
+// matches one pattern (matches/op); every shape but prefix publishes over
+// 100,000 distinct channels.
 func BenchmarkPatterns(b *testing.B) {
-	for _, shape := range []string{"prefix", "mixed"} {
-		for _, k := range []int{1, 100, 10000, 100000} {
-			if shape == "mixed" && k == 1 {
-				continue
-			}
+	for _, shape := range []string{"prefix", "sharedhead", "sharedtail", "infix", "classhead", "mixed"} {
+		for _, k := range []int{100, 10000, 100000} {
 			patterns, channel := patternShapes(shape, k)
-			for _, impl := range impls {
+			for _, impl := range patternImpls {
+				if impl.name == "naive" && k > 10000 {
+					continue // a linear scan of 100,000 patterns a publish: too slow to be useful
+				}
 				b.Run(fmt.Sprintf("shape=%s/patterns=%d/impl=%s", shape, k, impl.name), func(b *testing.B) {
-					t := impl.make()
-					var c consumers
-					c.start(t.psubscribeMany(b, patterns, benchBuffer))
-					b.ReportAllocs()
-					runtime.GC() // setup garbage is not the publisher's
-					b.ResetTimer()
-					receivers := 0
-					for i := 1; i <= b.N; i++ {
-						receivers += t.publish(channel(i), "payload")
-						if i%(paceEvery/4) == 0 {
-							c.pace(b, uint64(receivers))
-						}
-					}
-					c.finish(b, t, uint64(receivers))
-					report(b, &c, t, b.N)
+					benchPatterns(b, impl, patterns, channel)
 				})
 			}
 		}
+	}
+}
+
+func benchPatterns(b *testing.B, impl impl, patterns []string, channel func(int) string) {
+	t := impl.make()
+	var c consumers
+	c.start(t.psubscribeMany(b, patterns, benchBuffer))
+	b.ReportAllocs()
+	runtime.GC() // setup garbage is not the publisher's
+	b.ResetTimer()
+	receivers := 0
+	for i := 1; i <= b.N; i++ {
+		receivers += t.publish(channel(i), "payload")
+		if i%(paceEvery/4) == 0 {
+			c.pace(b, uint64(receivers))
+		}
+	}
+	c.finish(b, t, uint64(receivers))
+	report(b, &c, t, b.N)
+	b.ReportMetric(float64(receivers)/float64(b.N), "matches/op")
+}
+
+// BenchmarkPatternsLongChannel is the adversarial case of an index by
+// literal runs: 10,000 patterns "*ab<i>*" share the bigram "ab", and every
+// channel is "abab...", where the bigram occurs at every other byte and no
+// pattern matches.
+func BenchmarkPatternsLongChannel(b *testing.B) {
+	patterns := make([]string, 10000)
+	for i := range patterns {
+		patterns[i] = "*ab" + strconv.Itoa(i) + "*"
+	}
+	for _, length := range []int{200, 2000} {
+		channel := strings.Repeat("ab", length/2)
+		for _, impl := range patternImpls {
+			b.Run(fmt.Sprintf("bytes=%d/impl=%s", length, impl.name), func(b *testing.B) {
+				benchPatterns(b, impl, patterns, func(int) string { return channel })
+			})
+		}
+	}
+}
+
+// BenchmarkOneChannel subscribes N subscriptions to one channel, then
+// closes them, and reports the time per subscribe and per close.
+func BenchmarkOneChannel(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			var subscribing, closing time.Duration
+			subs := make([]*Subscription, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				br := New(WithBufferSize(1))
+				start := time.Now()
+				for i := range subs {
+					s, err := br.Subscribe(ctx, "one")
+					if err != nil {
+						b.Fatal(err)
+					}
+					subs[i] = s
+				}
+				subscribing += time.Since(start)
+				start = time.Now()
+				for _, s := range subs {
+					_ = s.Close()
+				}
+				closing += time.Since(start)
+				_ = br.Close()
+			}
+			b.ReportMetric(float64(subscribing.Nanoseconds())/float64(b.N*n), "ns/subscribe")
+			b.ReportMetric(float64(closing.Nanoseconds())/float64(b.N*n), "ns/close")
+		})
 	}
 }
 
@@ -488,28 +694,30 @@ func BenchmarkChurn(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "churns/s")
 	})
-	b.Run("others=1000/impl=naive", func(b *testing.B) {
-		t := naiveTarget{newNaive(), new(atomic.Uint64)}
-		defer t.close()
-		for i := range 1000 {
-			t.subscribe(b, "busy:"+strconv.Itoa(i), 1)
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			ch := t.subscribe(b, "churn", 1)
-			t.unsubscribe(b, ch, "churn")
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "churns/s")
-	})
+	for _, impl := range []impl{naiveImpl, rawImpl} {
+		b.Run("others=1000/impl="+impl.name, func(b *testing.B) {
+			t := impl.make()
+			defer t.close()
+			for i := range 1000 {
+				t.subscribe(b, "busy:"+strconv.Itoa(i), 1)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				ch := t.subscribe(b, "churn", 1)
+				t.unsubscribe(b, ch, "churn")
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "churns/s")
+		})
+	}
 }
 
 // BenchmarkMemory measures the heap held per subscription, with 100,000
-// subscriptions of one channel each, with the default buffer and with no
-// buffer slots (the bookkeeping alone).
+// subscriptions of one channel each, with the default buffer, with 8 slots
+// and with no buffer slots (the bookkeeping alone).
 func BenchmarkMemory(b *testing.B) {
 	ctx := context.Background()
 	const subs = 100000
-	for _, buf := range []int{DefaultBufferSize, 0} {
+	for _, buf := range []int{DefaultBufferSize, 8, 0} {
 		b.Run(fmt.Sprintf("buffer=%d", buf), func(b *testing.B) {
 			var perSub float64
 			b.ReportAllocs()
