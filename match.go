@@ -402,7 +402,7 @@ func matchTokenList(toks []token, s string) bool {
 // patternEntry is one unique pattern and the members subscribed to it.
 type patternEntry struct {
 	m       *matcher
-	members []*member // copy-on-write: replaced, never mutated
+	members memberList // changed in place under the index's write lock
 	where   *trieNode // the trie node holding it, if any
 	bigram  uint16    // its bigram key, if filed there
 	filed   filing
@@ -558,7 +558,7 @@ func (x *patternIndex) add(mb *member) {
 		x.fileLocked(e)
 		x.count.Add(1)
 	}
-	e.members = appendMember(e.members, mb)
+	e.members.add(mb)
 }
 
 func (x *patternIndex) remove(mb *member) {
@@ -568,7 +568,7 @@ func (x *patternIndex) remove(mb *member) {
 	if e == nil {
 		return
 	}
-	e.members = removeMember(e.members, mb)
+	e.members.remove(mb)
 	if len(e.members) == 0 {
 		delete(x.entries, mb.name)
 		x.unfileLocked(e)

@@ -97,11 +97,9 @@ func (b *Broker) ReportGap(ns Namespace, names ...string) int {
 	for _, name := range names {
 		switch ns {
 		case Channels:
-			members, _ := b.channels.lookup(name)
-			note(members)
+			b.channels.withMembers(name, note)
 		case ShardChannels:
-			members, _ := b.shardChannels.lookup(name)
-			note(members)
+			b.shardChannels.withMembers(name, note)
 		case Patterns:
 			b.patterns.withMembers(name, note)
 		}

@@ -22,13 +22,16 @@ type member struct {
 	ns        Namespace
 	// removed is set, under s.mu, when the membership ends.
 	removed bool
+	// slot is the member's index in its topic's or pattern's member list,
+	// under that index's write lock: it makes removal O(1).
+	slot int
 }
 
 // topic is one channel with at least one subscriber.
 type topic struct {
 	name    string
 	hash    uint64
-	members []*member             // copy-on-write: replaced, never mutated
+	members memberList            // changed in place under the stripe's write lock
 	next    atomic.Pointer[topic] // the next topic of the same hash bucket
 	// retired is set, under the stripe's write lock, once the topic is no
 	// longer in the table: removed, or replaced by a copy when it grew.
@@ -170,17 +173,15 @@ func (tt *topicTable) all(yield func(*topic)) {
 	}
 }
 
-// lookup returns the current members of channel and the channel's stripe.
-// The slice is an immutable snapshot.
-func (x *topicIndex) lookup(channel string) ([]*member, *stripe) {
+// withMembers calls visit with the members of channel, under its
+// stripe's read lock: the list changes in place once the lock is released.
+func (x *topicIndex) withMembers(channel string, visit func([]*member)) {
 	sh, h := x.stripeOf(channel)
-	var members []*member
 	sh.mu.RLock()
+	defer sh.mu.RUnlock()
 	if t := sh.topics.find(h, channel); t != nil {
-		members = t.members
+		visit(t.members)
 	}
-	sh.mu.RUnlock()
-	return members, sh
 }
 
 func (x *topicIndex) add(mb *member) {
@@ -193,7 +194,7 @@ func (x *topicIndex) add(mb *member) {
 		sh.topics.insert(t)
 		x.count.Add(1)
 	}
-	t.members = appendMember(t.members, mb)
+	t.members.add(mb)
 }
 
 func (x *topicIndex) remove(mb *member) {
@@ -204,7 +205,7 @@ func (x *topicIndex) remove(mb *member) {
 	if t == nil {
 		return
 	}
-	t.members = removeMember(t.members, mb)
+	t.members.remove(mb)
 	if len(t.members) == 0 {
 		sh.topics.delete(t)
 		x.count.Add(-1)
@@ -246,8 +247,9 @@ func (x *topicIndex) deliver(channel string, t *tally, m *Message) *stripe {
 
 // numSub returns the number of subscribers of channel.
 func (x *topicIndex) numSub(channel string) int {
-	members, _ := x.lookup(channel)
-	return len(members)
+	n := 0
+	x.withMembers(channel, func(members []*member) { n = len(members) })
+	return n
 }
 
 // names returns the channels with subscribers for which keep returns true.
@@ -275,21 +277,34 @@ func (x *topicIndex) published() uint64 {
 	return n
 }
 
-// appendMember returns a new slice with mb appended; members is not
-// modified, because publishers may be iterating over it.
-func appendMember(members []*member, mb *member) []*member {
-	out := make([]*member, len(members), len(members)+1)
-	copy(out, members)
-	return append(out, mb)
+// memberList is the members of one channel or pattern. It changes in
+// place under its index's write lock, and publishers read it under the read
+// lock, so adding and removing a member cost O(1) however many there are;
+// nothing may keep the slice once the lock is released.
+type memberList []*member
+
+func (l *memberList) add(mb *member) {
+	mb.slot = len(*l)
+	*l = append(*l, mb)
 }
 
-// removeMember returns a new slice without mb; members is not modified.
-func removeMember(members []*member, mb *member) []*member {
-	out := make([]*member, 0, len(members))
-	for _, m := range members {
-		if m != mb {
-			out = append(out, m)
-		}
+// remove takes mb out by moving the last member into its slot. A list
+// that shrank to a quarter of its capacity is copied into a smaller one, so
+// that a channel that once had a million subscribers does not keep their
+// slots.
+func (l *memberList) remove(mb *member) {
+	list := *l
+	i := mb.slot
+	if i >= len(list) || list[i] != mb {
+		return // not in this list
 	}
-	return out
+	last := len(list) - 1
+	list[i] = list[last]
+	list[i].slot = i
+	list[last] = nil
+	list = list[:last]
+	if c := cap(list); c > 64 && len(list) < c/4 {
+		list = append(make(memberList, 0, 2*len(list)), list...)
+	}
+	*l = list
 }

@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"testing"
@@ -151,4 +152,56 @@ func TestDeliverAtSkipsRetiredTopic(t *testing.T) {
 	x.deliverAt(sh, stale, &tl, &Message{Kind: KindMessage, Channel: "x", Payload: "late"})
 	assert.Zero(t, tl.receivers, "delivered through a retired topic")
 	assert.Empty(t, drain(s))
+}
+
+// A channel's and a pattern's members change in place, a removal moving the
+// last member into the freed slot: after any order of removals, exactly the
+// subscriptions still there receive, once each.
+func TestManySubscribersOfOneNameLeaveInAnyOrder(t *testing.T) {
+	ctx := context.Background()
+	for _, ns := range []Namespace{Channels, Patterns} {
+		t.Run(ns.String(), func(t *testing.T) {
+			b := newBroker(t, WithBufferSize(4))
+			subs := make([]*Subscription, 300)
+			for i := range subs {
+				s, err := b.NewSubscription()
+				require.NoError(t, err)
+				_, err = s.Add(ctx, ns, nil, "one")
+				require.NoError(t, err)
+				subs[i] = s
+			}
+			r := rand.New(rand.NewPCG(7, 7))
+			left := map[*Subscription]bool{}
+			for _, s := range subs {
+				left[s] = true
+			}
+			for round := range 3 {
+				// Remove a random third of what is left, in random order.
+				order := r.Perm(len(subs))
+				for _, i := range order[:len(subs)/3] {
+					if left[subs[i]] {
+						_, err := subs[i].Remove(ctx, ns, nil, "one")
+						require.NoError(t, err)
+						delete(left, subs[i])
+					}
+				}
+				n, err := b.Publish(ctx, "one", "round "+strconv.Itoa(round))
+				require.NoError(t, err)
+				assert.Equal(t, len(left), n)
+				for _, s := range subs {
+					select {
+					case m := <-s.Channel():
+						assert.True(t, left[s], "a subscription that left received %q", m.Payload)
+					default:
+						assert.False(t, left[s], "a subscription still there received nothing")
+					}
+				}
+			}
+			if ns == Channels {
+				counts, err := b.NumSub(ctx, "one")
+				require.NoError(t, err)
+				assert.Equal(t, len(left), counts["one"])
+			}
+		})
+	}
 }
