@@ -382,41 +382,205 @@ func matchTokenList(toks []token, s string) bool {
 
 // The pattern index. A publish must find every subscribed pattern that
 // matches its channel without testing them all. Each pattern is filed in
-// exactly one place, chosen from its tokens:
+// exactly one place, under one of its anchors, a part of it that every
+// channel it matches must show:
 //
-//   - by the tokens before its first '*' (its head), in the prefix trie,
-//     when it has a head: "news:*", "h?llo", "[ab]:*", "" (the root);
-//   - otherwise, when it starts with '*', by the tokens after its last '*'
-//     (its tail), in the suffix trie, walked from the channel's end: "*:kr";
-//   - otherwise (a '*' at both ends) by the first two bytes of its longest
-//     literal run, in the bigram map: "*error*";
+//   - its whole text, when it has no special byte: "news" (a map lookup);
+//   - its head, the tokens before its first '*', at most maxAnchorTokens of
+//     them, in the prefix trie: "news:*", "h?llo", "[ab]:*";
+//   - its tail, the tokens after its last '*', in the suffix trie, walked
+//     from the channel's end: "*:kr", "tenant:*:42";
+//   - a gram, up to maxGram bytes of one of its literal runs, which the
+//     channel must contain somewhere: "*-42-*";
 //   - otherwise in the always list, tested on every publish: "*", "*?*".
 //
-// Trie edges are literal bytes, '?' and classes, so a walk may follow
-// several edges at once. Every candidate found is confirmed by its full
-// matcher. Cost per publish: O(len(channel) × live trie branches) for the
-// two walks, O(len(channel)) bigram lookups, plus one full match per
-// candidate and per always-list pattern. Patterns over Redis's nesting
-// limit never match and are kept aside only to be counted.
+// Of a pattern's anchors it takes the one under which the fewest patterns
+// are filed when it arrives, the longer on a tie: patterns that share a
+// head ("tenant:*:<i>") spread over their tails, patterns that share a
+// tail over their inner runs, and "*ab123*" goes under "b123" rather than
+// under a gram every other pattern has. Every candidate the index finds
+// is confirmed by the pattern's exact matcher, so the choice of anchor
+// changes the cost of a publish, never its result.
+//
+// Cost of one publish to a channel of L bytes: one map lookup for the
+// whole channel; two trie walks of at most maxAnchorTokens steps, each step
+// a lookup per live branch (more than one only where '?' or classes
+// branch); L lookups per gram length in use (at most maxGram), each first
+// tested against a filter of the grams filed, so a channel that shares no
+// gram with any pattern costs no map lookup; the always list; and one
+// exact match for each candidate found, O(len(pattern) × L) at worst.
+// Each candidate is confirmed once: a gram met again further on the
+// channel is skipped by a set of the grams seen in this publish, O(1) per
+// candidate. The adversarial input is many patterns whose anchors all
+// occur in the channel but which do not match it, say 10,000 distinct
+// "*ab*<i>?" against "ab...": each is a candidate, and the publish costs
+// 10,000 exact matches, as a linear scan would. A trie node with many
+// distinct classes or '?' branches at one level is scanned linearly at
+// each step too. Patterns over Redis's nesting limit never match and are
+// kept aside only to be counted.
+
+const (
+	// maxAnchorTokens bounds the head or tail a pattern is filed under:
+	// deeper trie levels seldom tell patterns apart, and a huge pattern
+	// then costs the trie a few nodes, not one per byte.
+	maxAnchorTokens = 32
+	// maxGram is the longest gram: seven bytes tell apart most inner runs
+	// ("-12345-") and fit in one word with their length.
+	maxGram = 7
+	// maxGramChoices bounds the grams a pattern considers, so that
+	// filing a huge pattern costs what filing a small one does.
+	maxGramChoices = 24
+	// wantedBits sizes the sketch of how many patterns could be filed
+	// under each anchor (see patternIndex.wanted).
+	wantedBits = 16
+	// filterBitsPerGram sizes the filter of filed grams: about one
+	// position in sixteen of a channel passes it without a filed gram.
+	filterBitsPerGram = 16
+)
 
 // patternEntry is one unique pattern and the members subscribed to it.
 type patternEntry struct {
 	m       *matcher
 	members memberList // changed in place under the index's write lock
-	where   *trieNode // the trie node holding it, if any
-	bigram  uint16    // its bigram key, if filed there
-	filed   filing
+	// choices are the anchors the pattern may be filed under, found
+	// before the index is locked; filed is the one it was filed under.
+	choices []anchor
+	filed   anchor
+	node    *trieNode // for a head or tail: the trie node holding it
+	wanted  []uint32  // its anchors' slots in patternIndex.wanted, each once
 }
 
-type filing uint8
+type anchorKind uint8
 
 const (
-	filedPrefix filing = iota
-	filedSuffix
-	filedBigram
-	filedAlways
-	filedNever
+	anchorExact  anchorKind = iota // the whole pattern is literal
+	anchorHead                     // the prefix trie
+	anchorTail                     // the suffix trie, tokens reversed
+	anchorGram                     // the gram map
+	anchorAlways                   // tested on every publish
+	anchorNever                    // over the nesting limit: never matches
 )
+
+// anchor is a place a pattern can be filed under.
+type anchor struct {
+	kind anchorKind
+	toks []token // anchorHead, anchorTail (reversed)
+	gram uint64  // anchorGram: see gramKey
+}
+
+// weight is how specific an anchor is, to break ties between anchors
+// with as many patterns filed under them.
+func (a anchor) weight() int {
+	switch a.kind {
+	case anchorHead, anchorTail:
+		return len(a.toks)
+	case anchorGram:
+		return gramLen(a.gram)
+	}
+	return 0
+}
+
+// hash identifies the anchor in patternIndex.wanted.
+func (a anchor) hash() uint64 {
+	h := uint64(a.kind)*0x100000001b3 ^ a.gram
+	for _, t := range a.toks {
+		h = (h ^ uint64(t.kind)<<8 ^ uint64(t.lit)) * 0x100000001b3
+		if t.set != nil {
+			for _, w := range t.set {
+				h = (h ^ w) * 0x100000001b3
+			}
+		}
+	}
+	return h
+}
+
+// gramKey packs n <= maxGram bytes and their count in one word.
+func gramKey(s string) uint64 {
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		v |= uint64(s[i]) << (8 * i)
+	}
+	return v | uint64(len(s))<<56
+}
+
+func gramLen(k uint64) int { return int(k >> 56) }
+
+// mix spreads a key over a word, for the slots of the sketch and the
+// filter.
+func mix(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	return k
+}
+
+// newPatternEntry compiles pattern and finds its anchors. It takes no
+// lock: PSUBSCRIBE of a huge pattern keeps no publisher waiting.
+func newPatternEntry(pattern string) *patternEntry {
+	e := &patternEntry{m: compilePattern(pattern)}
+	switch e.m.kind {
+	case matchNever:
+		e.choices = []anchor{{kind: anchorNever}}
+		return e
+	case matchExact:
+		e.choices = []anchor{{kind: anchorExact}}
+		return e
+	}
+	toks := e.m.toks
+	if toks == nil { // a gobwas matcher keeps no tokens
+		toks = tokenize(pattern)
+	}
+	e.choices = anchorsOf(toks)
+	return e
+}
+
+// anchorsOf lists the anchors of a pattern made of toks, which holds a
+// special byte and is within the nesting limit.
+func anchorsOf(toks []token) []anchor {
+	var out []anchor
+	first := slices.IndexFunc(toks, func(t token) bool { return t.kind == tokStar })
+	if first < 0 { // '?' or classes but no star: all of it is a head
+		first = len(toks)
+	}
+	if first > 0 {
+		out = append(out, anchor{kind: anchorHead, toks: slices.Clone(toks[:min(first, maxAnchorTokens)])})
+	}
+	if first < len(toks) {
+		last := len(toks) - 1
+		for toks[last].kind != tokStar {
+			last--
+		}
+		if tail := toks[last+1:]; len(tail) > 0 {
+			rev := slices.Clone(tail[max(0, len(tail)-maxAnchorTokens):])
+			slices.Reverse(rev)
+			out = append(out, anchor{kind: anchorTail, toks: rev})
+		}
+	}
+	// Grams of every literal run: each gram of maxGram bytes, or the whole
+	// run when shorter, at most maxGramChoices of them in all.
+	var run []byte
+	grams := 0
+	flush := func() {
+		n := min(len(run), maxGram)
+		for i := 0; n > 0 && i+n <= len(run) && grams < maxGramChoices; i++ {
+			out = append(out, anchor{kind: anchorGram, gram: gramKey(string(run[i : i+n]))})
+			grams++
+		}
+		run = run[:0]
+	}
+	for _, t := range toks {
+		if t.kind == tokLiteral {
+			run = append(run, t.lit)
+			continue
+		}
+		flush()
+	}
+	flush()
+	if len(out) == 0 {
+		out = append(out, anchor{kind: anchorAlways})
+	}
+	return out
+}
 
 // trieNode is a node of a token trie.
 type trieNode struct {
@@ -467,6 +631,24 @@ func (n *trieNode) child(t token, create bool) *trieNode {
 	}
 }
 
+// find returns the node reached from n by toks, or nil.
+func (n *trieNode) find(toks []token) *trieNode {
+	for _, t := range toks {
+		if n = n.child(t, false); n == nil {
+			return nil
+		}
+	}
+	return n
+}
+
+// path returns the node reached from n by toks, creating nodes as needed.
+func (n *trieNode) path(toks []token) *trieNode {
+	for _, t := range toks {
+		n = n.child(t, true)
+	}
+	return n
+}
+
 // unlink removes the empty node n from its parent.
 func (n *trieNode) unlink() {
 	p := n.parent
@@ -491,7 +673,8 @@ func (n *trieNode) unlink() {
 const walkStack = 16
 
 // walk follows the channel's bytes from n (forward, or backward for the
-// suffix trie) and calls visit with every entry list met on the way.
+// suffix trie) and calls visit with every entry list met on the way. A
+// node is met at most once: each has one depth, and one path leads to it.
 func (n *trieNode) walk(channel string, backward bool, visit func([]*patternEntry)) {
 	var bufA, bufB [walkStack]*trieNode
 	live, next := append(bufA[:0], n), bufB[:0]
@@ -526,6 +709,16 @@ func (n *trieNode) walk(channel string, backward bool, visit func([]*patternEntr
 	}
 }
 
+func (n *trieNode) hasKids() bool {
+	return len(n.kids) > 0 || n.any != nil || len(n.classes) > 0
+}
+
+// gramBucket is the patterns filed under one gram.
+type gramBucket struct {
+	entries []*patternEntry
+	id      uint64 // hashed by bucketSet
+}
+
 // patternIndex maps each subscribed pattern to its subscribers.
 type patternIndex struct {
 	// count is the number of unique patterns. Publish reads it without the
@@ -534,31 +727,58 @@ type patternIndex struct {
 
 	mu sync.RWMutex
 	// guards everything below
-	entries map[string]*patternEntry
+	entries map[string]*patternEntry // every pattern, by its text
 	prefix  trieNode
 	suffix  trieNode
-	bigrams map[uint16][]*patternEntry
-	always  []*patternEntry
+	grams   map[uint64]*gramBucket
+	// gramLens has bit n set while grams of n bytes are filed. filter has
+	// a bit set for every gram filed (and for some removed since it was
+	// last rebuilt), so that most positions of a channel cost no map
+	// lookup.
+	gramLens     uint8
+	lenCount     [maxGram + 1]int
+	filter       []uint64
+	filterStale  int // grams removed since the filter was built
+	always       []*patternEntry
+	exact        int // patterns filed by their whole text
+	never        int
+	buckets      uint64 // gram buckets made, for their ids
+	// wanted counts, for each anchor (by its hash, in a fixed number of
+	// slots), the patterns that have it among their choices: an anchor
+	// many patterns share is probably in many channels too, so a pattern
+	// prefers the one it shares with the fewest.
+	wanted []uint32
 }
 
 func newPatternIndex() *patternIndex {
 	return &patternIndex{
 		entries: make(map[string]*patternEntry),
-		bigrams: make(map[uint16][]*patternEntry),
+		grams:   make(map[uint64]*gramBucket),
 	}
 }
 
+// add files mb under its pattern. A new pattern is compiled, and its
+// anchors found, before the index is locked; the lock is held only to
+// choose among them and file it.
 func (x *patternIndex) add(mb *member) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	e := x.entries[mb.name]
-	if e == nil {
-		e = &patternEntry{m: compilePattern(mb.name)}
-		x.entries[mb.name] = e
-		x.fileLocked(e)
-		x.count.Add(1)
+	var fresh *patternEntry
+	for {
+		x.mu.Lock()
+		e := x.entries[mb.name]
+		if e == nil && fresh != nil {
+			e = fresh
+			x.entries[mb.name] = e
+			x.fileLocked(e)
+			x.count.Add(1)
+		}
+		if e != nil {
+			e.members.add(mb)
+			x.mu.Unlock()
+			return
+		}
+		x.mu.Unlock()
+		fresh = newPatternEntry(mb.name)
 	}
-	e.members.add(mb)
 }
 
 func (x *patternIndex) remove(mb *member) {
@@ -576,63 +796,171 @@ func (x *patternIndex) remove(mb *member) {
 	}
 }
 
-// fileLocked puts a new entry in its one place in the index.
-// x.mu must be held.
-func (x *patternIndex) fileLocked(e *patternEntry) {
-	if e.m.kind == matchNever {
-		e.filed = filedNever
-		return
+// crowd is how many patterns are filed under a now. x.mu must be held.
+func (x *patternIndex) crowd(a anchor) int {
+	switch a.kind {
+	case anchorHead:
+		if n := x.prefix.find(a.toks); n != nil {
+			return len(n.entries)
+		}
+	case anchorTail:
+		if n := x.suffix.find(a.toks); n != nil {
+			return len(n.entries)
+		}
+	case anchorGram:
+		if b := x.grams[a.gram]; b != nil {
+			return len(b.entries)
+		}
 	}
-	toks := tokenize(e.m.pattern)
-	head := slices.IndexFunc(toks, func(t token) bool { return t.kind == tokStar })
-	if head < 0 {
-		head = len(toks)
-	}
-	if head > 0 || len(toks) == 0 {
-		e.filed, e.where = filedPrefix, x.prefix.path(toks[:head])
-		e.where.entries = append(e.where.entries, e)
-		return
-	}
-	lastStar := len(toks) - 1
-	for toks[lastStar].kind != tokStar {
-		lastStar--
-	}
-	if tail := toks[lastStar+1:]; len(tail) > 0 {
-		rev := slices.Clone(tail)
-		slices.Reverse(rev)
-		e.filed, e.where = filedSuffix, x.suffix.path(rev)
-		e.where.entries = append(e.where.entries, e)
-		return
-	}
-	if run := longestLiteralRun(toks); len(run) >= 2 {
-		e.filed, e.bigram = filedBigram, bigramKey(run[0], run[1])
-		x.bigrams[e.bigram] = append(x.bigrams[e.bigram], e)
-		return
-	}
-	e.filed = filedAlways
-	x.always = append(x.always, e)
+	return 0
 }
 
-// unfileLocked removes an entry from the index and prunes trie nodes left
+// fileLocked files a new entry under the best of its anchors: the one
+// the fewest patterns share, then the one the fewest are filed under, then
+// the longest. x.mu must be held.
+func (x *patternIndex) fileLocked(e *patternEntry) {
+	if len(e.choices) > 1 {
+		x.noteWanted(e)
+	}
+	type score struct{ shared, crowd, weight int }
+	better := func(a, b score) bool {
+		if a.shared != b.shared {
+			return a.shared < b.shared
+		}
+		if a.crowd != b.crowd {
+			return a.crowd < b.crowd
+		}
+		return a.weight > b.weight
+	}
+	var best anchor
+	var bestScore score
+	for i, a := range e.choices {
+		sc := score{crowd: x.crowd(a), weight: a.weight()}
+		if x.wanted != nil {
+			sc.shared = int(x.wanted[mix(a.hash())&(1<<wantedBits-1)])
+		}
+		if i == 0 || better(sc, bestScore) {
+			best, bestScore = a, sc
+		}
+	}
+	e.filed, e.choices = best, nil
+	switch best.kind {
+	case anchorHead:
+		e.node = x.prefix.path(best.toks)
+		e.node.entries = append(e.node.entries, e)
+	case anchorTail:
+		e.node = x.suffix.path(best.toks)
+		e.node.entries = append(e.node.entries, e)
+	case anchorGram:
+		b := x.grams[best.gram]
+		if b == nil {
+			x.buckets++
+			b = &gramBucket{id: x.buckets}
+			x.grams[best.gram] = b
+		}
+		b.entries = append(b.entries, e)
+		if len(b.entries) == 1 {
+			x.filterAdd(best.gram)
+		}
+		n := gramLen(best.gram)
+		x.lenCount[n]++
+		x.gramLens |= 1 << n
+	case anchorAlways:
+		x.always = append(x.always, e)
+	case anchorExact:
+		x.exact++
+	case anchorNever:
+		x.never++
+	}
+}
+
+// noteWanted counts e's anchors in the sketch, each once. x.mu must be
+// held.
+func (x *patternIndex) noteWanted(e *patternEntry) {
+	if x.wanted == nil {
+		x.wanted = make([]uint32, 1<<wantedBits)
+	}
+	for _, a := range e.choices {
+		slot := uint32(mix(a.hash()) & (1<<wantedBits - 1))
+		if !slices.Contains(e.wanted, slot) {
+			e.wanted = append(e.wanted, slot)
+		}
+	}
+	for _, slot := range e.wanted {
+		x.wanted[slot]++
+	}
+}
+
+// filterAdd sets gram k's bit, first growing the filter, rebuilt from the
+// grams filed, when it holds too few bits a gram or too many stale ones.
+// x.mu must be held.
+func (x *patternIndex) filterAdd(k uint64) {
+	if len(x.filter)*64 < filterBitsPerGram*len(x.grams) || x.filterStale > len(x.grams) {
+		x.rebuildFilter()
+		return // the rebuild set k's bit: its bucket is in grams already
+	}
+	h := mix(k) & uint64(len(x.filter)*64-1)
+	x.filter[h/64] |= 1 << (h % 64)
+}
+
+func (x *patternIndex) rebuildFilter() {
+	words := 1
+	for words*64 < 2*filterBitsPerGram*len(x.grams) {
+		words *= 2
+	}
+	x.filter = make([]uint64, words)
+	for k := range x.grams {
+		h := mix(k) & uint64(words*64-1)
+		x.filter[h/64] |= 1 << (h % 64)
+	}
+	x.filterStale = 0
+}
+
+// mayHaveGram reports whether gram k may be filed. x.mu must be held.
+func (x *patternIndex) mayHaveGram(k uint64) bool {
+	h := mix(k) & uint64(len(x.filter)*64-1)
+	return x.filter[h/64]&(1<<(h%64)) != 0
+}
+
+// unfileLocked removes an entry from the index and prunes what it leaves
 // empty, so that churn of unique patterns does not leak memory.
 // x.mu must be held.
 func (x *patternIndex) unfileLocked(e *patternEntry) {
-	switch e.filed {
-	case filedPrefix, filedSuffix:
-		n := e.where
+	switch e.filed.kind {
+	case anchorHead, anchorTail:
+		n := e.node
 		n.entries = deleteEntry(n.entries, e)
 		for n.parent != nil && n.empty() {
 			n.unlink()
 			n = n.parent
 		}
-	case filedBigram:
-		if list := deleteEntry(x.bigrams[e.bigram], e); len(list) > 0 {
-			x.bigrams[e.bigram] = list
-		} else {
-			delete(x.bigrams, e.bigram)
+	case anchorGram:
+		k := e.filed.gram
+		b := x.grams[k]
+		if b.entries = deleteEntry(b.entries, e); len(b.entries) == 0 {
+			delete(x.grams, k)
+			x.filterStale++
 		}
-	case filedAlways:
+		n := gramLen(k)
+		if x.lenCount[n]--; x.lenCount[n] == 0 {
+			x.gramLens &^= 1 << n
+		}
+		if len(x.grams) == 0 {
+			x.filter, x.filterStale = nil, 0
+		}
+	case anchorAlways:
 		x.always = deleteEntry(x.always, e)
+	case anchorExact:
+		x.exact--
+	case anchorNever:
+		x.never--
+	}
+	for _, slot := range e.wanted {
+		x.wanted[slot]--
+	}
+	e.wanted = nil
+	if x.count.Load() == 1 { // the last pattern is leaving
+		x.wanted = nil
 	}
 }
 
@@ -646,30 +974,88 @@ func deleteEntry(list []*patternEntry, e *patternEntry) []*patternEntry {
 	return list[:len(list)-1]
 }
 
-// path returns the node reached from n by toks, creating nodes as needed.
-func (n *trieNode) path(toks []token) *trieNode {
-	for _, t := range toks {
-		n = n.child(t, true)
-	}
-	return n
+// bucketSet is the gram buckets one publish has met, so that a gram that
+// occurs several times in the channel has its patterns confirmed once. Up
+// to len(small) it is a list; past that, a hash set of its own, taken from
+// a pool and emptied slot by slot after use: O(1) per bucket either way.
+type bucketSet struct {
+	small [8]*gramBucket
+	n     int
+	big   *bucketTable
 }
 
-func longestLiteralRun(toks []token) []byte {
-	var best, run []byte
-	for _, t := range toks {
-		if t.kind == tokLiteral {
-			run = append(run, t.lit)
-			if len(run) > len(best) {
-				best = slices.Clone(run)
+type bucketTable struct {
+	slots []*gramBucket // open addressing, len a power of two
+	used  []int
+}
+
+var bucketTables = sync.Pool{New: func() any { return &bucketTable{slots: make([]*gramBucket, 64)} }}
+
+// first reports whether b is met for the first time, and notes it.
+func (s *bucketSet) first(b *gramBucket) bool {
+	if s.big == nil {
+		for _, seen := range s.small[:s.n] {
+			if seen == b {
+				return false
 			}
-		} else {
-			run = run[:0]
+		}
+		if s.n < len(s.small) {
+			s.small[s.n] = b
+			s.n++
+			return true
+		}
+		s.big = bucketTables.Get().(*bucketTable)
+		for _, seen := range s.small {
+			s.big.insert(seen)
 		}
 	}
-	return best
+	return s.big.insert(b)
 }
 
-func bigramKey(a, b byte) uint16 { return uint16(a)<<8 | uint16(b) }
+func (s *bucketSet) release() {
+	if s.big != nil {
+		s.big.reset()
+		bucketTables.Put(s.big)
+		s.big = nil
+	}
+}
+
+// insert adds b and reports whether it was absent.
+func (t *bucketTable) insert(b *gramBucket) bool {
+	if 2*(len(t.used)+1) > len(t.slots) {
+		t.grow()
+	}
+	mask := len(t.slots) - 1
+	i := int(b.id*0x9e3779b97f4a7c15>>32) & mask
+	for ; t.slots[i] != nil; i = (i + 1) & mask {
+		if t.slots[i] == b {
+			return false
+		}
+	}
+	t.slots[i] = b
+	t.used = append(t.used, i)
+	return true
+}
+
+func (t *bucketTable) grow() {
+	old := t.used
+	oldSlots := t.slots
+	t.slots = make([]*gramBucket, 2*len(oldSlots))
+	t.used = make([]int, 0, cap(old))
+	for _, i := range old {
+		t.insert(oldSlots[i])
+	}
+}
+
+func (t *bucketTable) reset() {
+	for _, i := range t.used {
+		t.slots[i] = nil
+	}
+	t.used = t.used[:0]
+	if len(t.slots) > 1<<16 { // one huge channel: do not keep its table
+		t.slots, t.used = make([]*gramBucket, 64), nil
+	}
+}
 
 // forEachMatch calls visit with the members of every pattern that matches
 // channel, holding the index's read lock throughout: removing a pattern
@@ -685,28 +1071,45 @@ func (x *patternIndex) forEachMatch(channel string, visit func(members []*member
 			}
 		}
 	}
-	x.prefix.walk(channel, false, confirm)
-	if len(x.suffix.kids) > 0 || x.suffix.any != nil || len(x.suffix.classes) > 0 {
+	if x.exact > 0 {
+		if e := x.entries[channel]; e != nil && e.filed.kind == anchorExact {
+			visit(e.members)
+		}
+	}
+	if x.prefix.hasKids() || len(x.prefix.entries) > 0 {
+		x.prefix.walk(channel, false, confirm)
+	}
+	if x.suffix.hasKids() {
 		x.suffix.walk(channel, true, confirm)
 	}
-	if len(x.bigrams) > 0 && len(channel) >= 2 {
-		// A pattern's bigram can occur several times in one channel;
-		// confirm each pattern once.
-		var seenBuf [8]*patternEntry
-		seen := seenBuf[:0]
-		for i := 0; i+1 < len(channel); i++ {
-			for _, e := range x.bigrams[bigramKey(channel[i], channel[i+1])] {
-				if slices.Contains(seen, e) {
-					continue
-				}
-				seen = append(seen, e)
-				if e.m.match(channel) {
-					visit(e.members)
-				}
+	if x.gramLens != 0 {
+		x.confirmGrams(channel, confirm)
+	}
+	confirm(x.always)
+}
+
+// confirmGrams confirms the patterns filed under the grams of channel,
+// each gram's patterns once. x.mu must be held.
+func (x *patternIndex) confirmGrams(channel string, confirm func([]*patternEntry)) {
+	var seen bucketSet
+	defer seen.release()
+	for i := range len(channel) {
+		// The grams starting at i, one byte longer each step.
+		var v uint64
+		for n := 1; n <= maxGram && i+n <= len(channel); n++ {
+			v |= uint64(channel[i+n-1]) << (8 * (n - 1))
+			if x.gramLens&(1<<n) == 0 {
+				continue
+			}
+			k := v | uint64(n)<<56
+			if !x.mayHaveGram(k) {
+				continue
+			}
+			if b := x.grams[k]; b != nil && seen.first(b) {
+				confirm(b.entries)
 			}
 		}
 	}
-	confirm(x.always)
 }
 
 func (x *patternIndex) len() int {

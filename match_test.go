@@ -364,12 +364,12 @@ func TestPatternIndexFindsExactlyTheMatches(t *testing.T) {
 			x.add(byPattern[p])
 		}
 	}
-	filed := map[filing]int{}
+	filed := map[anchorKind]int{}
 	for _, e := range x.entries {
-		filed[e.filed]++
+		filed[e.filed.kind]++
 	}
-	for _, f := range []filing{filedPrefix, filedSuffix, filedBigram, filedAlways} {
-		require.NotZero(t, filed[f], "no generated pattern was filed as %d", f)
+	for _, k := range []anchorKind{anchorExact, anchorHead, anchorTail, anchorGram, anchorAlways} {
+		require.NotZero(t, filed[k], "no generated pattern was filed under anchor kind %d", k)
 	}
 	for range 2000 {
 		ch := genPiece(r, channelPieces, 8)
@@ -391,6 +391,9 @@ func TestPatternIndexFindsExactlyTheMatches(t *testing.T) {
 	assert.Zero(t, x.len())
 	assert.True(t, x.prefix.empty(), "prefix trie pruned")
 	assert.True(t, x.suffix.empty(), "suffix trie pruned")
-	assert.Empty(t, x.bigrams)
+	assert.Empty(t, x.grams)
+	assert.Nil(t, x.filter)
+	assert.Zero(t, x.gramLens)
 	assert.Empty(t, x.always)
+	assert.Zero(t, x.never)
 }
