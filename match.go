@@ -735,14 +735,14 @@ type patternIndex struct {
 	// a bit set for every gram filed (and for some removed since it was
 	// last rebuilt), so that most positions of a channel cost no map
 	// lookup.
-	gramLens     uint8
-	lenCount     [maxGram + 1]int
-	filter       []uint64
-	filterStale  int // grams removed since the filter was built
-	always       []*patternEntry
-	exact        int // patterns filed by their whole text
-	never        int
-	buckets      uint64 // gram buckets made, for their ids
+	gramLens    uint8
+	lenCount    [maxGram + 1]int
+	filter      []uint64
+	filterStale int // grams removed since the filter was built
+	always      []*patternEntry
+	exact       int // patterns filed by their whole text
+	never       int
+	buckets     uint64 // gram buckets made, for their ids
 	// wanted counts, for each anchor (by its hash, in a fixed number of
 	// slots), the patterns that have it among their choices: an anchor
 	// many patterns share is probably in many channels too, so a pattern
