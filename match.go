@@ -88,7 +88,10 @@ func tokenize(p string) []token { return tokenizeCase(p, false) }
 // It swaps a range's bounds before lowering them, and compares a byte
 // escaped inside a class case-sensitively: parseClass does the same.
 func tokenizeCase(p string, nocase bool) []token {
-	var toks []token
+	// One allocation of the final size: a huge pattern must not cost the
+	// doublings of a growing slice too.
+	toks := make([]token, 0, countTokens(p))
+	classes := map[byteSet]*byteSet{}
 	for i := 0; i < len(p); {
 		switch p[i] {
 		case '*':
@@ -102,6 +105,12 @@ func tokenizeCase(p string, nocase bool) []token {
 		case '[':
 			var set *byteSet
 			set, i = parseClass(p, i+1, nocase)
+			// A pattern repeating one class shares its set.
+			if same, ok := classes[*set]; ok {
+				set = same
+			} else if len(classes) < 256 {
+				classes[*set] = set
+			}
 			toks = append(toks, token{kind: tokClass, set: set})
 		case '\\':
 			if i+1 < len(p) {
@@ -117,6 +126,34 @@ func tokenizeCase(p string, nocase bool) []token {
 		}
 	}
 	return toks
+}
+
+// countTokens is the number of tokens tokenizeCase makes of p.
+func countTokens(p string) int {
+	n := 0
+	lastStar := false
+	for i := 0; i < len(p); {
+		star := false
+		switch p[i] {
+		case '*':
+			star = true
+			if !lastStar {
+				n++
+			}
+			i++
+		case '[':
+			i = classEnd(p, i+1)
+			n++
+		case '\\':
+			i += min(2, len(p)-i)
+			n++
+		default:
+			i++
+			n++
+		}
+		lastStar = star
+	}
+	return n
 }
 
 // literal is the token matching byte c; under nocase, a letter matches
@@ -192,11 +229,33 @@ func parseClass(p string, i int, nocase bool) (*byteSet, int) {
 	return set, i
 }
 
+// classEnd returns the index just past the class whose body starts at
+// p[i], walking it as parseClass does.
+func classEnd(p string, i int) int {
+	if i < len(p) && p[i] == '^' {
+		i++
+	}
+	for i < len(p) {
+		switch {
+		case p[i] == '\\' && i+1 < len(p):
+			i += 2
+		case p[i] == ']':
+			return i + 1
+		case i+2 < len(p) && p[i+1] == '-':
+			i += 3
+		default:
+			i++
+		}
+	}
+	return i
+}
+
 // matcher is a compiled Redis pattern. Matching is safe for concurrent use.
 type matcher struct {
 	pattern string
 	kind    matcherKind
 	gl      *glob.Pattern // kind == matchGlob
+	segs    []string      // kind == matchSegments: the literal runs between the stars
 	toks    []token       // kind == matchTokens
 	minLen  int           // kind == matchTokens: non-star tokens
 	hasStar bool          // kind == matchTokens
@@ -205,11 +264,17 @@ type matcher struct {
 type matcherKind uint8
 
 const (
-	matchExact  matcherKind = iota // no special bytes: string equality
-	matchGlob                      // only literals and '*': gobwas/glob
-	matchTokens                    // anything else: our byte-wise matcher
-	matchNever                     // over Redis's nesting limit
+	matchExact    matcherKind = iota // no special bytes: string equality
+	matchGlob                        // only literals and '*': gobwas/glob
+	matchTokens                      // anything else: our byte-wise matcher
+	matchNever                       // over Redis's nesting limit
+	matchSegments                    // only literals and '*', too long for gobwas/glob
 )
+
+// maxGlobPattern is the longest pattern handed to gobwas/glob, which
+// takes time and memory far beyond the pattern's length to compile a huge
+// one (1.9 GB for 8 MB); longer ones of its shape are matched by segments.
+const maxGlobPattern = 4096
 
 // Match reports whether name matches the Redis glob pattern, exactly as
 // Redis's stringmatchlen decides for PSUBSCRIBE and PUBSUB CHANNELS; see
@@ -228,8 +293,23 @@ func MatchFold(pattern, name string) bool {
 	return m.match(name)
 }
 
-func compilePattern(p string) *matcher {
+func compilePattern(p string) *matcher { return compilePatternWith(p, maxGlobPattern) }
+
+// compilePatternWith is compilePattern handing gobwas/glob patterns of up to
+// maxGlob bytes.
+func compilePatternWith(p string, maxGlob int) *matcher {
+	m, _ := compileTokens(p, maxGlob)
+	return m
+}
+
+// compileTokens is compilePatternWith returning the pattern's tokens too,
+// nil for a pattern with no special byte.
+func compileTokens(p string, maxGlob int) (*matcher, []token) {
 	m := &matcher{pattern: p}
+	if !strings.ContainsAny(p, `*?[\`) {
+		m.kind = matchExact
+		return m, nil
+	}
 	toks := tokenize(p)
 	stars, literalOnly := 0, true
 	for i, t := range toks {
@@ -245,19 +325,19 @@ func compilePattern(p string) *matcher {
 	switch {
 	case stars > maxStarNesting:
 		m.kind = matchNever
-	case !strings.ContainsAny(p, `*?[\`):
-		m.kind = matchExact
+	case literalOnly && len(p) > maxGlob:
+		m.kind, m.segs = matchSegments, segmentsOf(toks)
 	case literalOnly:
 		if gl := compileGlob(toks); gl != nil {
 			m.kind, m.gl = matchGlob, gl
-			return m
+			return m, toks
 		}
 		fallthrough
 	default:
 		m.kind, m.toks = matchTokens, toks
 		m.finishTokens()
 	}
-	return m
+	return m, toks
 }
 
 // finishTokens sets what matchTokens needs besides the tokens: the length
@@ -316,6 +396,50 @@ func compileGlob(toks []token) *glob.Pattern {
 	return gl
 }
 
+// segmentsOf returns the literal runs of toks, made of literals and stars
+// only, around each star: n stars make n+1 runs, empty ones included.
+func segmentsOf(toks []token) []string {
+	var segs []string
+	var run []byte
+	for _, t := range toks {
+		if t.kind == tokStar {
+			segs = append(segs, string(run))
+			run = run[:0]
+			continue
+		}
+		run = append(run, t.lit)
+	}
+	return append(segs, string(run))
+}
+
+// matchBySegments matches a pattern of literal runs joined by stars: the
+// first run must start the string and the last end it, and the runs
+// between must occur in order, each as early as it can (taking the
+// earliest place leaves the most room to the rest, so it never misses a
+// match). O(len(s)) string searches in all.
+func matchBySegments(segs []string, s string) bool {
+	if len(segs) == 1 {
+		return s == segs[0]
+	}
+	first, last := segs[0], segs[len(segs)-1]
+	if !strings.HasPrefix(s, first) {
+		return false
+	}
+	s = s[len(first):]
+	if !strings.HasSuffix(s, last) {
+		return false
+	}
+	s = s[:len(s)-len(last)]
+	for _, seg := range segs[1 : len(segs)-1] {
+		i := strings.Index(s, seg)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(seg):]
+	}
+	return true
+}
+
 // match reports whether channel matches the pattern as Redis would.
 func (m *matcher) match(channel string) bool {
 	if channel == "" {
@@ -326,6 +450,8 @@ func (m *matcher) match(channel string) bool {
 		return channel == m.pattern
 	case matchGlob:
 		return m.gl.Match(channel)
+	case matchSegments:
+		return matchBySegments(m.segs, channel)
 	case matchTokens:
 		if len(channel) < m.minLen || (!m.hasStar && len(channel) != m.minLen) {
 			return false
@@ -517,7 +643,8 @@ func mix(k uint64) uint64 {
 // newPatternEntry compiles pattern and finds its anchors. It takes no
 // lock: PSUBSCRIBE of a huge pattern keeps no publisher waiting.
 func newPatternEntry(pattern string) *patternEntry {
-	e := &patternEntry{m: compilePattern(pattern)}
+	m, toks := compileTokens(pattern, maxGlobPattern)
+	e := &patternEntry{m: m}
 	switch e.m.kind {
 	case matchNever:
 		e.choices = []anchor{{kind: anchorNever}}
@@ -525,10 +652,6 @@ func newPatternEntry(pattern string) *patternEntry {
 	case matchExact:
 		e.choices = []anchor{{kind: anchorExact}}
 		return e
-	}
-	toks := e.m.toks
-	if toks == nil { // a gobwas matcher keeps no tokens
-		toks = tokenize(pattern)
 	}
 	e.choices = anchorsOf(toks)
 	return e
@@ -748,6 +871,10 @@ type patternIndex struct {
 	// many patterns share is probably in many channels too, so a pattern
 	// prefers the one it shares with the fewest.
 	wanted []uint32
+
+	// compiling, when set (by a test), is called by add before it compiles
+	// a new pattern, with no lock held.
+	compiling func(pattern string)
 }
 
 func newPatternIndex() *patternIndex {
@@ -776,7 +903,11 @@ func (x *patternIndex) add(mb *member) {
 			x.mu.Unlock()
 			return
 		}
+		hook := x.compiling
 		x.mu.Unlock()
+		if hook != nil {
+			hook(mb.name)
+		}
 		fresh = newPatternEntry(mb.name)
 	}
 }

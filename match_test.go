@@ -1,10 +1,12 @@
 package pubsub
 
 import (
+	"context"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -396,4 +398,80 @@ func TestPatternIndexFindsExactlyTheMatches(t *testing.T) {
 	assert.Zero(t, x.gramLens)
 	assert.Empty(t, x.always)
 	assert.Zero(t, x.never)
+}
+
+// FuzzMatchSegments: patterns of literals and stars too long for gobwas/glob
+// are matched by segments; here every such pattern is, whatever its length.
+func FuzzMatchSegments(f *testing.F) {
+	for _, s := range [][2]string{{"a*b*c", "abc"}, {"*ab*ab", "abab"}, {`a\*b*`, "a*bc"}, {"**", "x"}, {"ab", "ab"}, {"*a*", ""}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, channel string) {
+		if len(pattern) > 64 || len(channel) > 64 || strings.ContainsAny(pattern, "?[") {
+			return
+		}
+		m := compilePatternWith(pattern, 0)
+		if want := refMatch(pattern, channel); m.match(channel) != want {
+			t.Fatalf("match(%q, %q) = %v; want %v (kind %d)", pattern, channel, !want, want, m.kind)
+		}
+	})
+}
+
+// The tokens of a pattern are counted before they are made, so that a huge
+// pattern takes one allocation: the count must be exact.
+func FuzzCountTokens(f *testing.F) {
+	f.Add("a*[b-c]\\x**?[^")
+	f.Fuzz(func(t *testing.T, pattern string) {
+		if got, want := countTokens(pattern), len(tokenize(pattern)); got != want {
+			t.Fatalf("countTokens(%q) = %d; tokenize made %d", pattern, got, want)
+		}
+	})
+}
+
+// A PSUBSCRIBE compiles its pattern with no lock held: while a
+// multi-megabyte pattern is being compiled, held there on purpose, publishes
+// that go through the pattern index still complete, and once the
+// subscription is live the huge pattern matches like any other.
+func TestHugePatternCompilesWithoutBlockingPublish(t *testing.T) {
+	ctx := context.Background()
+	b := newBroker(t, WithBufferSize(4))
+	small, err := b.PSubscribe(ctx, "news:*")
+	require.NoError(t, err)
+	huge := "news:" + strings.Repeat("a?", 2<<20) + "*"
+
+	compiling, release := make(chan struct{}), make(chan struct{})
+	b.patterns.mu.Lock()
+	b.patterns.compiling = func(p string) {
+		if p == huge {
+			close(compiling)
+			<-release
+		}
+	}
+	b.patterns.mu.Unlock()
+
+	s, err := b.NewSubscription(WithBufferSize(4))
+	require.NoError(t, err)
+	subscribed := make(chan error, 1)
+	go func() { subscribed <- s.PSubscribe(ctx, huge) }()
+	<-compiling
+
+	published := make(chan int, 1)
+	go func() {
+		n, _ := b.Publish(ctx, "news:x", "during")
+		published <- n
+	}()
+	select {
+	case n := <-published:
+		assert.Equal(t, 1, n, "the small pattern received it")
+	case <-time.After(10 * time.Second): // a deadline for a hang, not a measure of speed
+		t.Fatal("Publish waited for the compilation of another subscription's pattern")
+	}
+	close(release)
+	require.NoError(t, <-subscribed)
+	assert.Equal(t, "during", (<-small.Channel()).Payload)
+
+	n, err := b.Publish(ctx, "news:"+strings.Repeat("ab", 2<<20)+"tail", "after")
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "both patterns match")
+	assert.Equal(t, huge, (<-s.Channel()).Pattern)
 }
