@@ -538,9 +538,11 @@ func matchTokenList(toks []token, s string) bool {
 // Each candidate is confirmed once: a gram met again further on the
 // channel is skipped by a set of the grams seen in this publish, O(1) per
 // candidate. The adversarial input is many patterns whose anchors all
-// occur in the channel but which do not match it, say 10,000 distinct
-// "*ab*<i>?" against "ab...": each is a candidate, and the publish costs
-// 10,000 exact matches, as a linear scan would. A trie node with many
+// occur in the channel but which do not match it: 10,000 patterns
+// "*-<i>-*x", each filed under its own gram "-<i>-", and a channel made of
+// all those grams one after the other that does not end in "x". Each
+// pattern is a candidate, and the publish costs 10,000 exact matches over
+// the whole channel, as a linear scan would. A trie node with many
 // distinct classes or '?' branches at one level is scanned linearly at
 // each step too. Patterns over Redis's nesting limit never match and are
 // kept aside only to be counted.
