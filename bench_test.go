@@ -105,17 +105,23 @@ func (t rawTarget) psubscribeMany(tb testing.TB, _ []string, _ int) any {
 func (t rawTarget) unsubscribe(_ testing.TB, ch any, channel string) {
 	t.r.mu.Lock()
 	defer t.r.mu.Unlock()
-	subs := t.r.channels[channel]
+	removeChan(t.r.channels, channel, ch)
+}
+
+// removeChan removes the Go channel ch (a receive-only view of it) from
+// channel's subscribers in m.
+func removeChan[T any](m map[string][]chan T, channel string, ch any) {
+	subs := m[channel]
 	for i, c := range subs {
-		if (<-chan []byte)(c) == ch {
+		if (<-chan T)(c) == ch {
 			subs = append(subs[:i:i], subs[i+1:]...)
 			break
 		}
 	}
 	if len(subs) == 0 {
-		delete(t.r.channels, channel)
+		delete(m, channel)
 	} else {
-		t.r.channels[channel] = subs
+		m[channel] = subs
 	}
 }
 
@@ -236,18 +242,7 @@ func (t naiveTarget) psubscribeMany(_ testing.TB, patterns []string, buf int) an
 func (t naiveTarget) unsubscribe(_ testing.TB, ch any, channel string) {
 	t.n.mu.Lock()
 	defer t.n.mu.Unlock()
-	subs := t.n.channels[channel]
-	for i, c := range subs {
-		if (<-chan Message)(c) == ch {
-			subs = append(subs[:i:i], subs[i+1:]...)
-			break
-		}
-	}
-	if len(subs) == 0 {
-		delete(t.n.channels, channel)
-	} else {
-		t.n.channels[channel] = subs
-	}
+	removeChan(t.n.channels, channel, ch)
 }
 
 func (t naiveTarget) publish(channel, payload string) int {
