@@ -26,8 +26,13 @@ type tally struct {
 	receivers, delivered, dropped int
 	err                           error
 
-	spare    chan *[]deferredDelivery // the Broker's
-	deferred *[]deferredDelivery      // nil until something is deferred
+	spare chan *[]deferredDelivery // the Broker's
+	// The first deferred deliveries wait here, in the tally itself: a
+	// publish to one func subscription (a server's client) touches no
+	// spare. More spill into deferred, nil until then.
+	inline   [2]deferredDelivery
+	inlined  int
+	deferred *[]deferredDelivery
 }
 
 type deferKind uint8
@@ -117,6 +122,11 @@ func (t *tally) full(mb *member, m *Message) {
 
 // later defers d until the index lock is released.
 func (t *tally) later(d deferredDelivery) {
+	if t.deferred == nil && t.inlined < len(t.inline) {
+		t.inline[t.inlined] = d
+		t.inlined++
+		return
+	}
 	if t.deferred == nil {
 		select {
 		case t.deferred = <-t.spare:
@@ -143,23 +153,16 @@ func (t *tally) dropLater(s *Subscription, d deferredDelivery) {
 // runDeferred performs the deferred work, with no lock held, and returns
 // the slice to the spares.
 func (t *tally) runDeferred(ctx context.Context) {
+	for i := range t.inlined {
+		t.run(ctx, &t.inline[i])
+		t.inline[i] = deferredDelivery{} // let the message's payload go
+	}
+	t.inlined = 0
 	if t.deferred == nil {
 		return
 	}
-	for _, d := range *t.deferred {
-		s := d.mb.s
-		switch d.kind {
-		case deferOffer:
-			t.offerOne(ctx, d.mb, d.m)
-		case deferDropHook:
-			s.dropHook(d.m)
-			if d.hasExtra {
-				s.dropHook(d.extra)
-			}
-		case deferDisconnect:
-			s.dropHook(d.m)
-			s.close(fmt.Errorf("%w: buffer of %d messages full: %w", ErrSlowConsumer, cap(s.ch), ErrClosed))
-		}
+	for i := range *t.deferred {
+		t.run(ctx, &(*t.deferred)[i])
 	}
 	clear(*t.deferred) // let the messages' payloads go
 	*t.deferred = (*t.deferred)[:0]
@@ -168,6 +171,23 @@ func (t *tally) runDeferred(ctx context.Context) {
 	default: // enough spares already
 	}
 	t.deferred = nil
+}
+
+// run performs one deferred delivery.
+func (t *tally) run(ctx context.Context, d *deferredDelivery) {
+	s := d.mb.s
+	switch d.kind {
+	case deferOffer:
+		t.offerOne(ctx, d.mb, d.m)
+	case deferDropHook:
+		s.dropHook(d.m)
+		if d.hasExtra {
+			s.dropHook(d.extra)
+		}
+	case deferDisconnect:
+		s.dropHook(d.m)
+		s.close(fmt.Errorf("%w: buffer of %d messages full: %w", ErrSlowConsumer, cap(s.ch), ErrClosed))
+	}
 }
 
 func (t *tally) offerOne(ctx context.Context, mb *member, m Message) {
