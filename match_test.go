@@ -195,7 +195,9 @@ func TestMatcherKinds(t *testing.T) {
 	}{
 		{"news", matchExact},
 		{"news:*", matchGlob},
-		{"*:서울:*", matchGlob},
+		{"*:서울", matchGlob},
+		{"*:서울:*", matchSegments},
+		{"a*b*", matchSegments},
 		{"a\\*b*", matchGlob},
 		{"{a,b}*", matchGlob},
 		{"\xff*", matchTokens}, // gobwas cannot express invalid UTF-8
@@ -311,7 +313,7 @@ func TestMatchAgainstRedis(t *testing.T) {
 		compiled[i] = compilePattern(p)
 		kinds[compiled[i].kind]++
 	}
-	for _, k := range []matcherKind{matchExact, matchGlob, matchTokens, matchNever} {
+	for _, k := range []matcherKind{matchExact, matchGlob, matchSegments, matchTokens, matchNever} {
 		require.NotZero(t, kinds[k], "the generated patterns must exercise matcher kind %d", k)
 	}
 
@@ -341,8 +343,8 @@ func TestMatchAgainstRedis(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("checked %d (pattern, channel) pairs against redis-server: %d disagreements; patterns by matcher kind: exact %d, gobwas %d, byte-wise %d, never %d",
-		pairs, disagreements, kinds[matchExact], kinds[matchGlob], kinds[matchTokens], kinds[matchNever])
+	t.Logf("checked %d (pattern, channel) pairs against redis-server: %d disagreements; patterns by matcher kind: exact %d, gobwas %d, segments %d, byte-wise %d, never %d",
+		pairs, disagreements, kinds[matchExact], kinds[matchGlob], kinds[matchSegments], kinds[matchTokens], kinds[matchNever])
 }
 
 // collect returns the member lists of the patterns matching channel.
@@ -400,8 +402,9 @@ func TestPatternIndexFindsExactlyTheMatches(t *testing.T) {
 	assert.Zero(t, x.never)
 }
 
-// FuzzMatchSegments: patterns of literals and stars too long for gobwas/glob
-// are matched by segments; here every such pattern is, whatever its length.
+// FuzzMatchSegments: patterns of literals and stars with more than one star,
+// or too long for gobwas/glob, are matched by segments; here every such
+// pattern is, whatever its length or star count.
 func FuzzMatchSegments(f *testing.F) {
 	for _, s := range [][2]string{{"a*b*c", "abc"}, {"*ab*ab", "abab"}, {`a\*b*`, "a*bc"}, {"**", "x"}, {"ab", "ab"}, {"*a*", ""}} {
 		f.Add(s[0], s[1])
