@@ -526,11 +526,14 @@ func matchTokenList(toks []token, s string) bool {
 //     channel must contain somewhere: "*-42-*";
 //   - otherwise in the always list, tested on every publish: "*", "*?*".
 //
-// Of a pattern's anchors it takes the one under which the fewest patterns
-// are filed when it arrives, the longer on a tie: patterns that share a
-// head ("tenant:*:<i>") spread over their tails, patterns that share a
-// tail over their inner runs, and "*ab123*" goes under "b123" rather than
-// under a gram every other pattern has. Every candidate the index finds
+// Of a pattern's anchors it takes the one the fewest patterns have among
+// theirs (counted in a sketch), then the one the fewest are filed under,
+// then the longest: patterns that share a head ("tenant:*:<i>") spread
+// over their tails, patterns that share a tail over their inner runs, and
+// "*ab123*" goes under "b123" rather than under a gram every other
+// pattern has. A pattern filed before others shared its anchor is filed
+// anew by a later PSUBSCRIBE that shares it, once twice as many do (a few
+// a PSUBSCRIBE, so that each stays cheap). Every candidate the index finds
 // is confirmed by the pattern's exact matcher, so the choice of anchor
 // changes the cost of a publish, never its result.
 //
@@ -564,6 +567,14 @@ const (
 	// maxGramChoices bounds the grams a pattern considers, so that
 	// filing a huge pattern costs what filing a small one does.
 	maxGramChoices = 24
+	// refileBudget bounds the patterns a PSUBSCRIBE files anew, and
+	// refileScan how far it looks in each list for them, so that a
+	// PSUBSCRIBE costs the index lock a bounded time; maxRefilePattern
+	// bounds the length of those, as their anchors are found again under
+	// the lock.
+	refileBudget     = 2
+	refileScan       = 4
+	maxRefilePattern = 1024
 	// wantedBits sizes the sketch of how many patterns could be filed
 	// under each anchor (see patternIndex.wanted).
 	wantedBits = 16
@@ -580,8 +591,11 @@ type patternEntry struct {
 	// before the index is locked; filed is the one it was filed under.
 	choices []anchor
 	filed   anchor
-	node    *trieNode // for a head or tail: the trie node holding it
-	wanted  []uint32  // its anchors' slots in patternIndex.wanted, each once
+	// sharedWhenFiled is how many patterns shared its anchor when it was
+	// filed; once twice as many do, it may be filed anew (fileLocked).
+	sharedWhenFiled int
+	node            *trieNode // for a head or tail: the trie node holding it
+	wanted          []uint32  // its anchors' slots in patternIndex.wanted, each once
 }
 
 type anchorKind uint8
@@ -612,6 +626,12 @@ func (a anchor) weight() int {
 		return gramLen(a.gram)
 	}
 	return 0
+}
+
+// wantedSlots are the anchor's two slots in patternIndex.wanted.
+func (a anchor) wantedSlots() [2]uint32 {
+	h := mix(a.hash())
+	return [2]uint32{uint32(h) & (1<<wantedBits - 1), uint32(h>>32) & (1<<wantedBits - 1)}
 }
 
 // hash identifies the anchor in patternIndex.wanted.
@@ -874,10 +894,13 @@ type patternIndex struct {
 	exact       int // patterns filed by their whole text
 	never       int
 	buckets     uint64 // gram buckets made, for their ids
-	// wanted counts, for each anchor (by its hash, in a fixed number of
-	// slots), the patterns that have it among their choices: an anchor
-	// many patterns share is probably in many channels too, so a pattern
-	// prefers the one it shares with the fewest.
+	rotor       int    // where fileLocked starts looking in a list
+	// wanted counts, for each anchor, the patterns that have it among
+	// their choices: an anchor many patterns share is probably in many
+	// channels too, so a pattern prefers the one it shares with the
+	// fewest. Each anchor is counted in two of a fixed number of slots
+	// and read as the smaller count (a count-min sketch), so that an
+	// anchor sharing one slot with a popular one is not taken for popular.
 	wanted []uint32
 
 	// compiling, when set (by a test), is called by add before it compiles
@@ -935,32 +958,70 @@ func (x *patternIndex) remove(mb *member) {
 	}
 }
 
-// crowd is how many patterns are filed under a now. x.mu must be held.
-func (x *patternIndex) crowd(a anchor) int {
+// filedUnder is the patterns filed under a now. x.mu must be held.
+func (x *patternIndex) filedUnder(a anchor) []*patternEntry {
 	switch a.kind {
 	case anchorHead:
 		if n := x.prefix.find(a.toks); n != nil {
-			return len(n.entries)
+			return n.entries
 		}
 	case anchorTail:
 		if n := x.suffix.find(a.toks); n != nil {
-			return len(n.entries)
+			return n.entries
 		}
 	case anchorGram:
 		if b := x.grams[a.gram]; b != nil {
-			return len(b.entries)
+			return b.entries
 		}
 	}
-	return 0
+	return nil
+}
+
+// shared is how many patterns have a among their choices, as far as the
+// sketch can tell (never fewer). x.mu must be held.
+func (x *patternIndex) shared(a anchor) int {
+	if x.wanted == nil {
+		return 0
+	}
+	s := a.wantedSlots()
+	return int(min(x.wanted[s[0]], x.wanted[s[1]]))
 }
 
 // fileLocked files a new entry under the best of its anchors: the one
 // the fewest patterns share, then the one the fewest are filed under, then
-// the longest. x.mu must be held.
+// the longest. Then it looks again at a few patterns filed under the
+// entry's other anchors, which it shares with them: one filed before
+// others shared its anchor may now have a better one. x.mu must be held.
 func (x *patternIndex) fileLocked(e *patternEntry) {
 	if len(e.choices) > 1 {
 		x.noteWanted(e)
 	}
+	x.attach(e, x.best(e.choices))
+	var again [refileBudget]*patternEntry
+	n := 0
+	for _, a := range e.choices {
+		list := x.filedUnder(a)
+		for i := range min(len(list), refileScan) {
+			o := list[(x.rotor+i)%len(list)]
+			if n < len(again) && o != e && x.shared(o.filed) >= 2*o.sharedWhenFiled+1 &&
+				len(o.m.pattern) <= maxRefilePattern && !slices.Contains(again[:n], o) {
+				again[n] = o
+				n++
+			}
+		}
+	}
+	x.rotor++
+	e.choices = nil
+	for _, o := range again[:n] {
+		x.detach(o)
+		choices := anchorsOf(tokenize(o.m.pattern))
+		x.attach(o, x.best(choices))
+	}
+}
+
+// best is the anchor to file a pattern with these choices under.
+// x.mu must be held.
+func (x *patternIndex) best(choices []anchor) anchor {
 	type score struct{ shared, crowd, weight int }
 	better := func(a, b score) bool {
 		if a.shared != b.shared {
@@ -973,35 +1034,37 @@ func (x *patternIndex) fileLocked(e *patternEntry) {
 	}
 	var best anchor
 	var bestScore score
-	for i, a := range e.choices {
-		sc := score{crowd: x.crowd(a), weight: a.weight()}
-		if x.wanted != nil {
-			sc.shared = int(x.wanted[mix(a.hash())&(1<<wantedBits-1)])
-		}
+	for i, a := range choices {
+		sc := score{shared: x.shared(a), crowd: len(x.filedUnder(a)), weight: a.weight()}
 		if i == 0 || better(sc, bestScore) {
 			best, bestScore = a, sc
 		}
 	}
-	e.filed, e.choices = best, nil
-	switch best.kind {
+	return best
+}
+
+// attach files e under a. x.mu must be held.
+func (x *patternIndex) attach(e *patternEntry, a anchor) {
+	e.filed, e.sharedWhenFiled = a, x.shared(a)
+	switch a.kind {
 	case anchorHead:
-		e.node = x.prefix.path(best.toks)
+		e.node = x.prefix.path(a.toks)
 		e.node.entries = append(e.node.entries, e)
 	case anchorTail:
-		e.node = x.suffix.path(best.toks)
+		e.node = x.suffix.path(a.toks)
 		e.node.entries = append(e.node.entries, e)
 	case anchorGram:
-		b := x.grams[best.gram]
+		b := x.grams[a.gram]
 		if b == nil {
 			x.buckets++
 			b = &gramBucket{id: x.buckets}
-			x.grams[best.gram] = b
+			x.grams[a.gram] = b
 		}
 		b.entries = append(b.entries, e)
 		if len(b.entries) == 1 {
-			x.filterAdd(best.gram)
+			x.filterAdd(a.gram)
 		}
-		n := gramLen(best.gram)
+		n := gramLen(a.gram)
 		x.lenCount[n]++
 		x.gramLens |= 1 << n
 	case anchorAlways:
@@ -1020,9 +1083,10 @@ func (x *patternIndex) noteWanted(e *patternEntry) {
 		x.wanted = make([]uint32, 1<<wantedBits)
 	}
 	for _, a := range e.choices {
-		slot := uint32(mix(a.hash()) & (1<<wantedBits - 1))
-		if !slices.Contains(e.wanted, slot) {
-			e.wanted = append(e.wanted, slot)
+		for _, slot := range a.wantedSlots() {
+			if !slices.Contains(e.wanted, slot) {
+				e.wanted = append(e.wanted, slot)
+			}
 		}
 	}
 	for _, slot := range e.wanted {
@@ -1065,6 +1129,18 @@ func (x *patternIndex) mayHaveGram(k uint64) bool {
 // empty, so that churn of unique patterns does not leak memory.
 // x.mu must be held.
 func (x *patternIndex) unfileLocked(e *patternEntry) {
+	x.detach(e)
+	for _, slot := range e.wanted {
+		x.wanted[slot]--
+	}
+	e.wanted = nil
+	if x.count.Load() == 1 { // the last pattern is leaving
+		x.wanted = nil
+	}
+}
+
+// detach removes e from under its anchor. x.mu must be held.
+func (x *patternIndex) detach(e *patternEntry) {
 	switch e.filed.kind {
 	case anchorHead, anchorTail:
 		n := e.node
@@ -1073,6 +1149,7 @@ func (x *patternIndex) unfileLocked(e *patternEntry) {
 			n.unlink()
 			n = n.parent
 		}
+		e.node = nil
 	case anchorGram:
 		k := e.filed.gram
 		b := x.grams[k]
@@ -1093,13 +1170,6 @@ func (x *patternIndex) unfileLocked(e *patternEntry) {
 		x.exact--
 	case anchorNever:
 		x.never--
-	}
-	for _, slot := range e.wanted {
-		x.wanted[slot]--
-	}
-	e.wanted = nil
-	if x.count.Load() == 1 { // the last pattern is leaving
-		x.wanted = nil
 	}
 }
 

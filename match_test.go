@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -400,6 +401,30 @@ func TestPatternIndexFindsExactlyTheMatches(t *testing.T) {
 	assert.Zero(t, x.gramLens)
 	assert.Empty(t, x.always)
 	assert.Zero(t, x.never)
+}
+
+// A pattern filed before others shared its anchor is filed anew once they
+// do: the first of many "*:<i>:*:events" would otherwise stay under the
+// tail ":events", the first "tenant:*:<i>" under the head "tenant:", each a
+// candidate on every publish to such a channel.
+func TestFirstPatternLeavesAnAnchorOthersShare(t *testing.T) {
+	for _, shape := range []string{"*:%d:*:events", "tenant:*:%d"} {
+		x := newPatternIndex()
+		for i := range 100 {
+			x.add(&member{name: fmt.Sprintf(shape, i)})
+		}
+		for p, e := range x.entries {
+			switch e.filed.kind {
+			case anchorHead:
+				t.Errorf("%s is filed under its head, which all share", p)
+			case anchorTail:
+				assert.NotEqual(t, byte('s'), e.filed.toks[0].lit, "%s is filed under the tail all share", p)
+			case anchorGram:
+				assert.NotEqual(t, gramKey(":events"), e.filed.gram, "%s is filed under the gram all share", p)
+				assert.NotEqual(t, gramKey("tenant:"), e.filed.gram, "%s is filed under the gram all share", p)
+			}
+		}
+	}
 }
 
 // FuzzMatchSegments: patterns of literals and stars with more than one star,
