@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"bytes"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -601,18 +602,21 @@ type patternEntry struct {
 type anchorKind uint8
 
 const (
-	anchorExact  anchorKind = iota // the whole pattern is literal
-	anchorHead                     // the prefix trie
-	anchorTail                     // the suffix trie, tokens reversed
-	anchorGram                     // the gram map
-	anchorAlways                   // tested on every publish
-	anchorNever                    // over the nesting limit: never matches
+	anchorExact    anchorKind = iota // the whole pattern is literal
+	anchorHead                       // the prefix trie: a head with '?' or a class
+	anchorTail                       // the suffix trie, tokens reversed
+	anchorGram                       // the gram map
+	anchorAlways                     // tested on every publish
+	anchorNever                      // over the nesting limit: never matches
+	anchorHeadText                   // a literal head, by its text
+	anchorTailText                   // a literal tail, by its text
 )
 
 // anchor is a place a pattern can be filed under.
 type anchor struct {
 	kind anchorKind
 	toks []token // anchorHead, anchorTail (reversed)
+	text string  // anchorHeadText, anchorTailText
 	gram uint64  // anchorGram: see gramKey
 }
 
@@ -622,6 +626,8 @@ func (a anchor) weight() int {
 	switch a.kind {
 	case anchorHead, anchorTail:
 		return len(a.toks)
+	case anchorHeadText, anchorTailText:
+		return len(a.text)
 	case anchorGram:
 		return gramLen(a.gram)
 	}
@@ -644,6 +650,9 @@ func (a anchor) hash() uint64 {
 				h = (h ^ w) * 0x100000001b3
 			}
 		}
+	}
+	for i := 0; i < len(a.text); i++ {
+		h = (h ^ uint64(a.text[i])) * 0x100000001b3
 	}
 	return h
 }
@@ -694,7 +703,12 @@ func anchorsOf(toks []token) []anchor {
 		first = len(toks)
 	}
 	if first > 0 {
-		out = append(out, anchor{kind: anchorHead, toks: slices.Clone(toks[:min(first, maxAnchorTokens)])})
+		head := toks[:min(first, maxAnchorTokens)]
+		if text, ok := literalText(head); ok {
+			out = append(out, anchor{kind: anchorHeadText, text: text})
+		} else {
+			out = append(out, anchor{kind: anchorHead, toks: slices.Clone(head)})
+		}
 	}
 	if first < len(toks) {
 		last := len(toks) - 1
@@ -702,9 +716,14 @@ func anchorsOf(toks []token) []anchor {
 			last--
 		}
 		if tail := toks[last+1:]; len(tail) > 0 {
-			rev := slices.Clone(tail[max(0, len(tail)-maxAnchorTokens):])
-			slices.Reverse(rev)
-			out = append(out, anchor{kind: anchorTail, toks: rev})
+			tail = tail[max(0, len(tail)-maxAnchorTokens):]
+			if text, ok := literalText(tail); ok {
+				out = append(out, anchor{kind: anchorTailText, text: text})
+			} else {
+				rev := slices.Clone(tail)
+				slices.Reverse(rev)
+				out = append(out, anchor{kind: anchorTail, toks: rev})
+			}
 		}
 	}
 	// Grams of every literal run: each gram of maxGram bytes, or the whole
@@ -731,6 +750,70 @@ func anchorsOf(toks []token) []anchor {
 		out = append(out, anchor{kind: anchorAlways})
 	}
 	return out
+}
+
+// literalText is the bytes of toks, if they are all literals.
+func literalText(toks []token) (string, bool) {
+	b := make([]byte, len(toks))
+	for i, t := range toks {
+		if t.kind != tokLiteral {
+			return "", false
+		}
+		b[i] = t.lit
+	}
+	return string(b), true
+}
+
+// textEnds files the literal heads (or tails) by their text, with the
+// lengths in use in a bit set. A publish looks up the channel's head (or
+// tail) of each length in use: lookups that do not wait for one another,
+// where a trie walk is a chain of dependent loads, one per byte, each a
+// cache miss once the trie outgrows the cache.
+type textEnds struct {
+	byText map[string][]*patternEntry
+	lens   uint64 // bit n set while texts of n bytes are filed
+	count  [maxAnchorTokens + 1]int
+}
+
+func (t *textEnds) add(text string, e *patternEntry) {
+	if t.byText == nil {
+		t.byText = make(map[string][]*patternEntry)
+	}
+	t.byText[text] = append(t.byText[text], e)
+	t.count[len(text)]++
+	t.lens |= 1 << len(text)
+}
+
+func (t *textEnds) remove(text string, e *patternEntry) {
+	if list := deleteEntry(t.byText[text], e); len(list) > 0 {
+		t.byText[text] = list
+	} else {
+		delete(t.byText, text)
+	}
+	if t.count[len(text)]--; t.count[len(text)] == 0 {
+		t.lens &^= 1 << len(text)
+	}
+	if len(t.byText) == 0 {
+		t.byText = nil
+	}
+}
+
+// visit calls visit with the patterns filed under each head of channel,
+// or each tail.
+func (t *textEnds) visit(channel string, tail bool, visit func([]*patternEntry)) {
+	for lens := t.lens; lens != 0; lens &= lens - 1 {
+		n := bits.TrailingZeros64(lens)
+		if n > len(channel) {
+			return
+		}
+		end := channel[:n]
+		if tail {
+			end = channel[len(channel)-n:]
+		}
+		if list := t.byText[end]; len(list) > 0 {
+			visit(list)
+		}
+	}
 }
 
 // trieNode is a node of a token trie.
@@ -881,6 +964,8 @@ type patternIndex struct {
 	entries map[string]*patternEntry // every pattern, by its text
 	prefix  trieNode
 	suffix  trieNode
+	heads   textEnds
+	tails   textEnds
 	grams   map[uint64]*gramBucket
 	// gramLens has bit n set while grams of n bytes are filed. filter has
 	// a bit set for every gram filed (and for some removed since it was
@@ -969,6 +1054,10 @@ func (x *patternIndex) filedUnder(a anchor) []*patternEntry {
 		if n := x.suffix.find(a.toks); n != nil {
 			return n.entries
 		}
+	case anchorHeadText:
+		return x.heads.byText[a.text]
+	case anchorTailText:
+		return x.tails.byText[a.text]
 	case anchorGram:
 		if b := x.grams[a.gram]; b != nil {
 			return b.entries
@@ -1053,6 +1142,10 @@ func (x *patternIndex) attach(e *patternEntry, a anchor) {
 	case anchorTail:
 		e.node = x.suffix.path(a.toks)
 		e.node.entries = append(e.node.entries, e)
+	case anchorHeadText:
+		x.heads.add(a.text, e)
+	case anchorTailText:
+		x.tails.add(a.text, e)
 	case anchorGram:
 		b := x.grams[a.gram]
 		if b == nil {
@@ -1150,6 +1243,10 @@ func (x *patternIndex) detach(e *patternEntry) {
 			n = n.parent
 		}
 		e.node = nil
+	case anchorHeadText:
+		x.heads.remove(e.filed.text, e)
+	case anchorTailText:
+		x.tails.remove(e.filed.text, e)
 	case anchorGram:
 		k := e.filed.gram
 		b := x.grams[k]
@@ -1290,6 +1387,12 @@ func (x *patternIndex) forEachMatch(channel string, visit func(members []*member
 	}
 	if x.suffix.hasKids() {
 		x.suffix.walk(channel, true, confirm)
+	}
+	if x.heads.lens != 0 {
+		x.heads.visit(channel, false, confirm)
+	}
+	if x.tails.lens != 0 {
+		x.tails.visit(channel, true, confirm)
 	}
 	if x.gramLens != 0 {
 		x.confirmGrams(channel, confirm)
