@@ -614,6 +614,70 @@ func BenchmarkPatternsLongChannel(b *testing.B) {
 	}
 }
 
+// BenchmarkFanoutFunc publishes from one goroutine to N function
+// subscriptions of one channel (NewSubscriptionFunc, as the server's
+// clients are), each counting what it gets, beside impl=raw: the same
+// functions in a map[string][]func under an RWMutex, called in a loop.
+func BenchmarkFanoutFunc(b *testing.B) {
+	for _, subs := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("subs=%d/impl=broker", subs), func(b *testing.B) {
+			br := New()
+			defer br.Close()
+			counts := make([]atomic.Int64, subs)
+			for i := range subs {
+				s, err := br.NewSubscriptionFunc(func(context.Context, Message) { counts[i].Add(1) })
+				if err == nil {
+					_, err = s.Add(context.Background(), Channels, nil, "news")
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			benchFanoutFunc(b, subs, counts, func() int {
+				n, _ := br.Publish(context.Background(), "news", "payload")
+				return n
+			})
+		})
+		b.Run(fmt.Sprintf("subs=%d/impl=raw", subs), func(b *testing.B) {
+			var mu sync.RWMutex
+			fns := map[string][]func(channel, payload string){}
+			counts := make([]atomic.Int64, subs)
+			for i := range subs {
+				fns["news"] = append(fns["news"], func(string, string) { counts[i].Add(1) })
+			}
+			benchFanoutFunc(b, subs, counts, func() int {
+				mu.RLock()
+				defer mu.RUnlock()
+				list := fns["news"]
+				for _, fn := range list {
+					fn("news", "payload")
+				}
+				return len(list)
+			})
+		})
+	}
+}
+
+func benchFanoutFunc(b *testing.B, subs int, counts []atomic.Int64, publish func() int) {
+	b.ReportAllocs()
+	runtime.GC()
+	b.ResetTimer()
+	receivers := 0
+	for b.Loop() {
+		receivers += publish()
+	}
+	b.StopTimer()
+	var got int64
+	for i := range counts {
+		got += counts[i].Load()
+	}
+	if got != int64(receivers) || receivers != b.N*subs {
+		b.Fatalf("%d publishes to %d functions: %d receivers, %d calls", b.N, subs, receivers, got)
+	}
+	b.ReportMetric(float64(got)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(got), "ns/delivery")
+}
+
 // BenchmarkOneChannel subscribes N subscriptions to one channel, then
 // closes them, and reports the time per subscribe and per close.
 func BenchmarkOneChannel(b *testing.B) {

@@ -27,6 +27,12 @@ type tally struct {
 	err                           error
 
 	spare chan *[]deferredDelivery // the Broker's
+	// msg is the message being published, which every deferOffer
+	// delivers (with its member's pattern): the deferred entry holds only
+	// the membership. It is set by the first deferOffer, held by value so
+	// that the publisher's message stays on its stack.
+	msg    Message
+	hasMsg bool
 	// The first deferred deliveries wait here, in the tally itself: a
 	// publish to one func subscription (a server's client) touches no
 	// spare. More spill into deferred, nil until then.
@@ -46,11 +52,7 @@ const (
 type deferredDelivery struct {
 	kind deferKind
 	mb   *member
-	m    Message
-	// DropOldest, when the new message was lost too: it goes to the drop
-	// handler after the evicted one.
-	extra    Message
-	hasExtra bool
+	m    Message // for deferDropHook and deferDisconnect
 }
 
 // offer queues *m for every one of members whose buffer has room and
@@ -78,13 +80,15 @@ func (t *tally) offer(members []*member, m *Message) {
 func (t *tally) full(mb *member, m *Message) {
 	s := mb.s
 	if s.fn != nil {
-		t.later(deferredDelivery{kind: deferOffer, mb: mb, m: *m})
+		t.keep(m)
+		t.later(deferredDelivery{kind: deferOffer, mb: mb})
 		return
 	}
 	s.noteFull()
 	switch s.overflow {
 	case Block:
-		t.later(deferredDelivery{kind: deferOffer, mb: mb, m: *m}) // counted once settled
+		t.keep(m)
+		t.later(deferredDelivery{kind: deferOffer, mb: mb}) // counted once settled
 	case DropOldest:
 		t.receivers++
 		var evicted Message
@@ -103,9 +107,9 @@ func (t *tally) full(mb *member, m *Message) {
 			newLost = true
 		}
 		switch {
-		case haveEvicted && newLost:
-			t.drop(s)
-			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: evicted, extra: *m, hasExtra: true})
+		case haveEvicted && newLost: // both go to the drop handler, the evicted one first
+			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: evicted})
+			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: *m})
 		case haveEvicted:
 			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: evicted})
 		case newLost:
@@ -117,6 +121,13 @@ func (t *tally) full(mb *member, m *Message) {
 	default: // DropNewest
 		t.receivers++
 		t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: *m})
+	}
+}
+
+// keep notes the message the deferOffers of this publish deliver.
+func (t *tally) keep(m *Message) {
+	if !t.hasMsg {
+		t.msg, t.hasMsg = *m, true
 	}
 }
 
@@ -158,19 +169,19 @@ func (t *tally) runDeferred(ctx context.Context) {
 		t.inline[i] = deferredDelivery{} // let the message's payload go
 	}
 	t.inlined = 0
-	if t.deferred == nil {
-		return
+	if t.deferred != nil {
+		for i := range *t.deferred {
+			t.run(ctx, &(*t.deferred)[i])
+		}
+		clear(*t.deferred) // let the messages' payloads go
+		*t.deferred = (*t.deferred)[:0]
+		select {
+		case t.spare <- t.deferred:
+		default: // enough spares already
+		}
+		t.deferred = nil
 	}
-	for i := range *t.deferred {
-		t.run(ctx, &(*t.deferred)[i])
-	}
-	clear(*t.deferred) // let the messages' payloads go
-	*t.deferred = (*t.deferred)[:0]
-	select {
-	case t.spare <- t.deferred:
-	default: // enough spares already
-	}
-	t.deferred = nil
+	t.hasMsg = false // the next phase publishes another kind of message
 }
 
 // run performs one deferred delivery.
@@ -178,12 +189,13 @@ func (t *tally) run(ctx context.Context, d *deferredDelivery) {
 	s := d.mb.s
 	switch d.kind {
 	case deferOffer:
-		t.offerOne(ctx, d.mb, d.m)
+		m := t.msg
+		if m.Kind == KindPMessage {
+			m.Pattern = d.mb.name // the pattern phase changes t.msg.Pattern as it goes
+		}
+		t.offerOne(ctx, d.mb, m)
 	case deferDropHook:
 		s.dropHook(d.m)
-		if d.hasExtra {
-			s.dropHook(d.extra)
-		}
 	case deferDisconnect:
 		s.dropHook(d.m)
 		s.close(fmt.Errorf("%w: buffer of %d messages full: %w", ErrSlowConsumer, cap(s.ch), ErrClosed))

@@ -34,7 +34,11 @@ func newFlusher() *flusher {
 
 // markLocked asks for c's output to be written soon. c.mu must be held.
 func (f *flusher) markLocked(c *conn) {
-	if c.flushPending.Swap(true) {
+	// A plain load first: most publishes find c marked by an earlier one,
+	// and a load is cheaper than the swap's locked instruction. Whoever
+	// clears the mark does so before taking c.mu to write, so a mark seen
+	// here, under c.mu, is one that will write what was just queued.
+	if c.flushPending.Load() || c.flushPending.Swap(true) {
 		return
 	}
 	f.mu.Lock()
