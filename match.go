@@ -533,8 +533,9 @@ func matchTokenList(toks []token, s string) bool {
 // over their tails, patterns that share a tail over their inner runs, and
 // "*ab123*" goes under "b123" rather than under a gram every other
 // pattern has. A pattern filed before others shared its anchor is filed
-// anew by a later PSUBSCRIBE that shares it, once twice as many do (a few
-// a PSUBSCRIBE, so that each stays cheap). Every candidate the index finds
+// anew by a later PSUBSCRIBE that shares it, once twice as many share it
+// as when it was filed (at most refileBudget patterns a PSUBSCRIBE, so
+// that each stays cheap). Every candidate the index finds
 // is confirmed by the pattern's exact matcher, so the choice of anchor
 // changes the cost of a publish, never its result.
 //
