@@ -1087,26 +1087,35 @@ func (x *patternIndex) fileLocked(e *patternEntry) {
 		x.noteWanted(e)
 	}
 	x.attach(e, x.best(e.choices))
-	var again [refileBudget]*patternEntry
-	n := 0
+	again, n := x.outgrown(e)
+	e.choices = nil
+	for _, o := range again[:n] {
+		x.detach(o)
+		x.attach(o, x.best(anchorsOf(tokenize(o.m.pattern))))
+	}
+}
+
+// outgrown picks, among a few of the patterns filed under e's anchors, at
+// most refileBudget whose anchor twice as many patterns share as when
+// they were filed. x.mu must be held.
+func (x *patternIndex) outgrown(e *patternEntry) (picked [refileBudget]*patternEntry, n int) {
+	start := x.rotor
+	x.rotor++
 	for _, a := range e.choices {
 		list := x.filedUnder(a)
 		for i := range min(len(list), refileScan) {
-			o := list[(x.rotor+i)%len(list)]
-			if n < len(again) && o != e && x.shared(o.filed) >= 2*o.sharedWhenFiled+1 &&
-				len(o.m.pattern) <= maxRefilePattern && !slices.Contains(again[:n], o) {
-				again[n] = o
+			if n == len(picked) {
+				return picked, n
+			}
+			o := list[(start+i)%len(list)]
+			if o != e && x.shared(o.filed) >= 2*o.sharedWhenFiled+1 &&
+				len(o.m.pattern) <= maxRefilePattern && !slices.Contains(picked[:n], o) {
+				picked[n] = o
 				n++
 			}
 		}
 	}
-	x.rotor++
-	e.choices = nil
-	for _, o := range again[:n] {
-		x.detach(o)
-		choices := anchorsOf(tokenize(o.m.pattern))
-		x.attach(o, x.best(choices))
-	}
+	return picked, n
 }
 
 // best is the anchor to file a pattern with these choices under.
