@@ -257,10 +257,27 @@ type matcher struct {
 	kind    matcherKind
 	gl      *glob.Pattern // kind == matchGlob
 	segs    []string      // kind == matchSegments: the literal runs between the stars
-	toks    []token       // kind == matchTokens
+	ops     []matchOp     // kind == matchTokens: the tokens, four bytes each
+	classes []byteSet     // kind == matchTokens: the sets the ops' classes index
 	minLen  int           // kind == matchTokens: non-star tokens
 	hasStar bool          // kind == matchTokens
 }
+
+// matchOp is a token as a matcher keeps it: its kind in the top two bits,
+// and below them its literal byte or the index of its class in
+// matcher.classes. A token is 16 bytes (its class is a pointer), a
+// matchOp 4, so that a huge pattern of '?' and literals costs the matcher
+// four bytes a byte of pattern, not sixteen.
+type matchOp uint32
+
+const opKindShift = 30
+
+func (o matchOp) kind() tokenKind { return tokenKind(o >> opKindShift) }
+func (o matchOp) arg() uint32     { return uint32(o) & (1<<opKindShift - 1) }
+
+// maxInternedClasses bounds the sets setTokens shares between classes of
+// one pattern: a pattern with more distinct classes keeps each.
+const maxInternedClasses = 256
 
 type matcherKind uint8
 
@@ -294,8 +311,8 @@ func Match(pattern, name string) bool {
 // parameter names: ASCII letters match either case. As in Redis, a letter
 // escaped inside a class, as in [\A], still matches its own case only.
 func MatchFold(pattern, name string) bool {
-	m := &matcher{pattern: pattern, kind: matchTokens, toks: tokenizeCase(pattern, true)}
-	m.finishTokens()
+	m := &matcher{pattern: pattern, kind: matchTokens}
+	m.setTokens(tokenizeCase(pattern, true))
 	return m.match(name)
 }
 
@@ -341,25 +358,41 @@ func compileTokens(p string, maxGlob int) (*matcher, []token) {
 		}
 		fallthrough
 	default:
-		m.kind, m.toks = matchTokens, toks
-		m.finishTokens()
+		m.kind = matchTokens
+		m.setTokens(toks)
 	}
 	return m, toks
 }
 
-// finishTokens sets what matchTokens needs besides the tokens: the length
-// bounds, and Redis's nesting limit.
-func (m *matcher) finishTokens() {
+// setTokens makes the ops of a matchTokens matcher from its tokens, with
+// what it needs besides: the length bounds, and Redis's nesting limit.
+func (m *matcher) setTokens(toks []token) {
+	m.ops = make([]matchOp, len(toks))
+	interned := map[byteSet]uint32{}
 	stars := 0
-	for i, t := range m.toks {
-		if t.kind == tokStar {
+	for i, t := range toks {
+		arg := uint32(t.lit)
+		switch t.kind {
+		case tokStar:
 			m.hasStar = true
-			if i != len(m.toks)-1 {
+			if i != len(toks)-1 {
 				stars++
 			}
-		} else {
+		case tokClass:
+			idx, ok := interned[*t.set]
+			if !ok {
+				idx = uint32(len(m.classes))
+				m.classes = append(m.classes, *t.set)
+				if len(interned) < maxInternedClasses {
+					interned[*t.set] = idx
+				}
+			}
+			arg = idx
+		}
+		if t.kind != tokStar {
 			m.minLen++
 		}
+		m.ops[i] = matchOp(uint32(t.kind)<<opKindShift | arg)
 	}
 	if stars > maxStarNesting {
 		m.kind = matchNever
@@ -463,22 +496,23 @@ func (m *matcher) match(channel string) bool {
 		if len(channel) < m.minLen || (!m.hasStar && len(channel) != m.minLen) {
 			return false
 		}
-		return matchTokenList(m.toks, channel)
+		return m.matchOps(channel)
 	default:
 		return false
 	}
 }
 
-// matchTokenList is the classic iterative glob walk: every token but '*'
+// matchOps is the classic iterative glob walk: every token but '*'
 // consumes exactly one byte, so backtracking to the most recent star is
 // enough to explore every way the stars can split the string.
-func matchTokenList(toks []token, s string) bool {
+func (m *matcher) matchOps(s string) bool {
+	ops := m.ops
 	pi, si := 0, 0
 	star, starSi := -1, 0
 	for si < len(s) {
-		if pi < len(toks) {
-			t := &toks[pi]
-			switch t.kind {
+		if pi < len(ops) {
+			o := ops[pi]
+			switch o.kind() {
 			case tokStar:
 				star, starSi = pi, si
 				pi++
@@ -488,13 +522,13 @@ func matchTokenList(toks []token, s string) bool {
 				si++
 				continue
 			case tokLiteral:
-				if s[si] == t.lit {
+				if s[si] == byte(o.arg()) {
 					pi++
 					si++
 					continue
 				}
 			case tokClass:
-				if t.set.has(s[si]) {
+				if m.classes[o.arg()].has(s[si]) {
 					pi++
 					si++
 					continue
@@ -507,10 +541,10 @@ func matchTokenList(toks []token, s string) bool {
 		starSi++
 		si, pi = starSi, star+1
 	}
-	for pi < len(toks) && toks[pi].kind == tokStar {
+	for pi < len(ops) && ops[pi].kind() == tokStar {
 		pi++
 	}
-	return pi == len(toks)
+	return pi == len(ops)
 }
 
 // The pattern index. A publish must find every subscribed pattern that

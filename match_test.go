@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -427,6 +428,23 @@ func TestFirstPatternLeavesAnAnchorOthersShare(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A huge pattern of '?' and literals is kept in four bytes a byte of
+// pattern (its matcher's ops), not in sixteen (its tokens): an 8 MB one
+// kept 128 MB, where Redis keeps the pattern alone.
+func TestHugePatternIsKeptCompact(t *testing.T) {
+	p := strings.Repeat("a?", 2<<20) // 4 MB
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m := compilePattern(p)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	kept := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	assert.Less(t, kept, int64(6*len(p)), "bytes kept for a %d-byte pattern", len(p))
+	assert.True(t, m.match(strings.Repeat("ab", 2<<20)))
+	assert.False(t, m.match(strings.Repeat("ba", 2<<20)))
 }
 
 // FuzzMatchSegments: patterns of literals and stars with more than one star,
