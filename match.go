@@ -554,9 +554,12 @@ func (m *matcher) matchOps(s string) bool {
 //
 //   - its whole text, when it has no special byte: "news" (a map lookup);
 //   - its head, the tokens before its first '*', at most maxAnchorTokens of
-//     them, in the prefix trie: "news:*", "h?llo", "[ab]:*";
-//   - its tail, the tokens after its last '*', in the suffix trie, walked
-//     from the channel's end: "*:kr", "tenant:*:42";
+//     them: by its text when they are all literal ("news:*", a map lookup
+//     for each head length in use), else in the prefix trie ("h?llo",
+//     "[ab]:*");
+//   - its tail, the tokens after its last '*', likewise: by its text
+//     ("*:kr", "tenant:*:42"), else in the suffix trie, walked from the
+//     channel's end ("*:?r");
 //   - a gram, up to maxGram bytes of one of its literal runs, which the
 //     channel must contain somewhere: "*-42-*";
 //   - otherwise in the always list, tested on every publish: "*", "*?*".
@@ -569,14 +572,15 @@ func (m *matcher) matchOps(s string) bool {
 // pattern has. A pattern filed before others shared its anchor is filed
 // anew by a later PSUBSCRIBE that shares it, once twice as many share it
 // as when it was filed (at most refileBudget patterns a PSUBSCRIBE, so
-// that each stays cheap). Every candidate the index finds
-// is confirmed by the pattern's exact matcher, so the choice of anchor
-// changes the cost of a publish, never its result.
+// that each stays cheap). Every candidate the index finds is confirmed by
+// the pattern's exact matcher, so the choice of anchor changes the cost of
+// a publish, never its result.
 //
 // Cost of one publish to a channel of L bytes: one map lookup for the
-// whole channel; two trie walks of at most maxAnchorTokens steps, each step
-// a lookup per live branch (more than one only where '?' or classes
-// branch); L lookups per gram length in use (at most maxGram), each first
+// whole channel; one for each head and each tail length in use, at most
+// maxAnchorTokens of each; two trie walks of at most maxAnchorTokens
+// steps, each step a lookup per live branch (more than one only where '?'
+// or classes branch); L lookups per gram length in use (at most maxGram), each first
 // tested against a filter of the grams filed, so a channel that shares no
 // gram with any pattern costs no map lookup; the always list; and one
 // exact match for each candidate found, O(len(pattern) × L) at worst.
