@@ -307,7 +307,7 @@ func cmdClientKill(c *conn, w *resp.Writer, args []string) {
 					c.quit = true
 					return
 				}
-				o.kill()
+				o.drop()
 				return
 			}
 		}
@@ -375,7 +375,7 @@ func cmdClientKill(c *conn, w *resp.Writer, args []string) {
 			if o == c {
 				self = true
 			} else {
-				o.kill()
+				o.drop()
 			}
 		}
 	}

@@ -378,6 +378,21 @@ func (c *conn) kill() {
 	c.mu.Unlock()
 }
 
+// drop kills the connection and removes its subscriptions before it
+// returns, as Redis frees a client it kills: once CLIENT KILL or
+// DropClients returns, PUBLISH and PUBSUB answer without it. Closing a
+// subscription of many names takes a while, so only a caller that may
+// wait drops (the flusher, which writes for every client, kills).
+func (c *conn) drop() {
+	c.kill()
+	c.mu.Lock()
+	sub := c.sub
+	c.mu.Unlock()
+	if sub != nil {
+		_ = sub.Close() // its op lock comes before c.mu, so not under it
+	}
+}
+
 // closeAfterFlush stops accepting output; the writer closes the connection
 // once what is queued has been written.
 func (c *conn) closeAfterFlush() {

@@ -327,10 +327,11 @@ func (s *Server) stop(ctx context.Context) error {
 }
 
 // DropClients disconnects every client now, as if the network failed,
-// and keeps serving new ones.
+// and keeps serving new ones. It returns once their subscriptions are
+// gone: a PUBLISH that follows it counts none of them.
 func (s *Server) DropClients() {
 	for _, c := range s.connections() {
-		c.kill()
+		c.drop()
 	}
 }
 

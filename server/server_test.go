@@ -411,6 +411,30 @@ func TestSharedBroker(t *testing.T) {
 	assert.Equal(t, "from Redis", m.Payload)
 }
 
+// Redis frees a client it kills at once: once CLIENT KILL has answered,
+// PUBSUB and PUBLISH on any connection count the killed subscriber no
+// more. Its 20,000 channels make the removal long enough that an answer
+// sent before it ends would show some of them.
+func TestClientKillRemovesSubscriptionsBeforeItAnswers(t *testing.T) {
+	addr := start(t, &Server{})
+	ctl := redistest.Dial(t, addr)
+	names := make([]string, 20000)
+	for i := range names {
+		names[i] = "ch" + strconv.Itoa(i)
+	}
+	for try := range 5 {
+		sub := redistest.Dial(t, addr)
+		id := sub.Do("CLIENT", "ID").Int
+		sub.Send(append([]string{"SUBSCRIBE"}, names...)...) // confirmations left unread
+		require.Eventually(t, func() bool {
+			return ctl.Do("PUBSUB", "NUMSUB", names[len(names)-1]).Elems[1].Int == 1
+		}, 10*time.Second, time.Millisecond)
+		require.Equal(t, int64(1), ctl.Do("CLIENT", "KILL", "ID", strconv.FormatInt(id, 10)).Int, "try %d", try)
+		require.Empty(t, ctl.Do("PUBSUB", "CHANNELS").Elems, "try %d: channels right after CLIENT KILL", try)
+		require.Equal(t, int64(0), ctl.Do("PUBLISH", names[0], "x").Int, "try %d", try)
+	}
+}
+
 func TestZeroServerServesABrokerOfItsOwn(t *testing.T) {
 	ctx := context.Background()
 	srv := &Server{}

@@ -83,13 +83,38 @@ func (s *Server) Broker() *pubsub.Broker {
 // NUMSUB), so that a test publishes only once the code under test
 // listens. It returns ctx.Err() if ctx ends first.
 func (s *Server) WaitSubscribers(ctx context.Context, channel string, n int) error {
+	return s.wait(ctx, func(b *pubsub.Broker) (bool, error) {
+		counts, err := b.NumSub(ctx, channel)
+		return counts[channel] >= n, err
+	})
+}
+
+// WaitPatterns waits until at least n distinct patterns are subscribed
+// (PUBSUB NUMPAT), as WaitSubscribers waits for a channel.
+func (s *Server) WaitPatterns(ctx context.Context, n int) error {
+	return s.wait(ctx, func(b *pubsub.Broker) (bool, error) {
+		count, err := b.NumPat(ctx)
+		return count >= n, err
+	})
+}
+
+// WaitShardSubscribers waits until the shard channel has at least n
+// subscribers (PUBSUB SHARDNUMSUB), as WaitSubscribers waits for a
+// channel.
+func (s *Server) WaitShardSubscribers(ctx context.Context, shardChannel string, n int) error {
+	return s.wait(ctx, func(b *pubsub.Broker) (bool, error) {
+		counts, err := b.ShardNumSub(ctx, shardChannel)
+		return counts[shardChannel] >= n, err
+	})
+}
+
+// wait polls done every millisecond until it reports true or an error,
+// or ctx ends.
+func (s *Server) wait(ctx context.Context, done func(*pubsub.Broker) (bool, error)) error {
 	for {
-		counts, err := s.Broker().NumSub(ctx, channel)
-		if err != nil {
+		ok, err := done(s.Broker())
+		if ok || err != nil {
 			return err
-		}
-		if counts[channel] >= n {
-			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -101,6 +126,8 @@ func (s *Server) WaitSubscribers(ctx context.Context, channel string, n int) err
 
 // DropClients disconnects every client, as a network failure would; the
 // server keeps serving, and a client that reconnects must subscribe again.
+// It returns once the dropped clients' subscriptions are gone, so that a
+// PUBLISH right after it counts none of them.
 func (s *Server) DropClients() {
 	s.mu.Lock()
 	srv := s.srv
