@@ -66,7 +66,11 @@ func (b *lockedBuffer) String() string {
 }
 
 // TestSeedProgramsRunUnchanged runs the article's three redis-py programs,
-// as written, against pubsubd on localhost:6379.
+// as written, against pubsubd on localhost:6379. When something already
+// listens there (the README's quick start, or a redis-server service), the
+// test's pubsubd takes a free port instead, and the programs' Python is
+// started with a sitecustomize module that sends their connections to
+// localhost:6379 there: their code is still the article's, byte for byte.
 func TestSeedProgramsRunUnchanged(t *testing.T) {
 	python := "/usr/bin/python3" // Debian's python3-redis is installed for this one
 	_, err := os.Stat(python)
@@ -79,8 +83,18 @@ func TestSeedProgramsRunUnchanged(t *testing.T) {
 	build.Stderr = os.Stderr
 	require.NoError(t, build.Run(), "building pubsubd")
 
+	port, pyEnv := 6379, os.Environ()
+	if reachable("127.0.0.1:6379") || reachable("[::1]:6379") {
+		port = freePort(t)
+		shim := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(shim, "sitecustomize.py"), []byte(seedRedirect), 0o644))
+		pyEnv = append(pyEnv, "PYTHONPATH="+shim, "PUBSUB_SEED_PORT="+strconv.Itoa(port))
+		t.Logf("localhost:6379 is taken; pubsubd listens on %d and the programs' connections to 6379 go there", port)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
 	var serverLog lockedBuffer
-	srv := exec.Command(bin, "-port", "6379")
+	srv := exec.Command(bin, "-port", strconv.Itoa(port))
 	srv.Stdout, srv.Stderr = &serverLog, &serverLog
 	require.NoError(t, srv.Start())
 	exited := make(chan error, 1)
@@ -99,27 +113,30 @@ func TestSeedProgramsRunUnchanged(t *testing.T) {
 	for !strings.Contains(serverLog.String(), "ready to accept connections") {
 		select {
 		case err := <-exited:
-			t.Fatalf("pubsubd exited (%v); is something else listening on 127.0.0.1:6379 (the redis-server service)? Stop it and rerun. Log:\n%s", err, serverLog.String())
+			t.Fatalf("pubsubd on port %d exited (%v); log:\n%s", port, err, serverLog.String())
 		default:
 		}
 		require.True(t, time.Now().Before(deadline), "pubsubd not ready; log:\n%s", serverLog.String())
 		time.Sleep(20 * time.Millisecond)
 	}
-	// Whatever "localhost" resolves to must be our server, not a Redis
-	// listening on ::1: only ours refuses GET.
-	for _, addr := range []string{"127.0.0.1:6379", "[::1]:6379"} {
-		if addr[0] == '[' && !reachable(addr) {
-			continue
+	if port == 6379 {
+		// Whatever "localhost" resolves to must be our server, not a
+		// Redis listening on ::1: only ours refuses GET.
+		for _, a := range []string{"127.0.0.1:6379", "[::1]:6379"} {
+			if a[0] == '[' && !reachable(a) {
+				continue
+			}
+			c := redistest.Dial(t, a)
+			reply := c.Do("GET", "any")
+			require.Contains(t, reply.Str, "Pub/Sub only", "the server at %s is not pubsubd", a)
+			c.Close()
 		}
-		c := redistest.Dial(t, addr)
-		reply := c.Do("GET", "any")
-		require.Contains(t, reply.Str, "Pub/Sub only", "the server at %s is not pubsubd; stop the other server and rerun", addr)
-		c.Close()
 	}
 
 	run := func(name string) (*exec.Cmd, *lockedBuffer) {
 		var out lockedBuffer
 		cmd := exec.Command(python, "-u", filepath.Join(seed, name))
+		cmd.Env = pyEnv
 		cmd.Stdout, cmd.Stderr = &out, &out
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -128,7 +145,7 @@ func TestSeedProgramsRunUnchanged(t *testing.T) {
 	_, subOut := run("subscriber.py")
 	_, psubOut := run("psubscriber.py")
 
-	ctl := redistest.Dial(t, "127.0.0.1:6379")
+	ctl := redistest.Dial(t, addr)
 	deadline = time.Now().Add(20 * time.Second)
 	for {
 		numSub := ctl.Do("PUBSUB", "NUMSUB", "news").Elems[1].Int
@@ -141,6 +158,7 @@ func TestSeedProgramsRunUnchanged(t *testing.T) {
 	}
 
 	pub := exec.Command(python, filepath.Join(seed, "publisher.py"))
+	pub.Env = pyEnv
 	pubOut, err := pub.CombinedOutput()
 	require.NoError(t, err, "publisher.py: %s", pubOut)
 	// news:* does not match "news": give the pattern subscriber a news: channel.
@@ -164,6 +182,32 @@ func TestSeedProgramsRunUnchanged(t *testing.T) {
 	assert.Equal(t, want, got, "subscriber.py prints the five messages in order")
 	assert.Contains(t, psubOut.String(), "[RECEIVE] (news:서울) <- 패턴 구독 확인")
 	assert.Contains(t, string(pubOut), "발행 완료. Publisher 종료.")
+}
+
+// seedRedirect is the sitecustomize module that sends the programs'
+// connections to localhost:6379 (redis-py resolves its address with
+// socket.getaddrinfo) to the port in PUBSUB_SEED_PORT.
+const seedRedirect = `import os
+import socket
+
+_port = int(os.environ["PUBSUB_SEED_PORT"])
+_getaddrinfo = socket.getaddrinfo
+
+
+def _redirected(host, port, *args, **kwargs):
+    if str(port) == "6379" and host in ("localhost", "127.0.0.1", "::1"):
+        host, port = "127.0.0.1", _port
+    return _getaddrinfo(host, port, *args, **kwargs)
+
+
+socket.getaddrinfo = _redirected
+`
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func reachable(addr string) bool {
