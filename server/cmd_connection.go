@@ -49,6 +49,14 @@ func connectionCommands() []*command {
 				summary: "Close the connections matching the given filters."},
 			&command{name: "client|no-evict", arity: 3, run: cmdOKOnOff, since: "7.0.0",
 				summary: "Accepted for compatibility; nothing is evicted."},
+			&command{name: "client|tracking", arity: -3, run: cmdClientTracking, since: "6.0.0",
+				summary: "Turn client-side caching's tracking on or off (no key is ever invalidated but by FLUSHALL)."},
+			&command{name: "client|caching", arity: 3, run: cmdClientCaching, since: "6.0.0",
+				summary: "Track the keys of the next command, in OPTIN or OPTOUT mode."},
+			&command{name: "client|getredir", arity: 2, run: cmdClientGetredir, since: "6.0.0",
+				summary: "Return the client id invalidations are redirected to."},
+			&command{name: "client|trackinginfo", arity: 2, run: cmdClientTrackinginfo, since: "6.2.0",
+				summary: "Describe the connection's tracking state."},
 		),
 	}
 }
@@ -107,6 +115,7 @@ func cmdReset(c *conn, w *resp.Writer, _ []string) {
 	c.authed = c.srv.Password == ""
 	c.rd.Authenticated = c.authed
 	c.name, c.db = "", 0
+	c.track = tracking{}
 	c.mu.Unlock()
 	if sub != nil {
 		_ = sub.Close()
@@ -401,9 +410,16 @@ func cmdClientReply(c *conn, w *resp.Writer, args []string) {
 func (c *conn) infoLine() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	flags := "N"
+	flags := c.track.listFlags()
 	if c.subscribedLocked() {
-		flags = "P"
+		flags = "P" + flags
+	}
+	if flags == "" {
+		flags = "N"
+	}
+	redir := int64(-1)
+	if c.track.on {
+		redir = c.track.redirect
 	}
 	cmd := c.lastCmd
 	if cmd == "" {
@@ -413,9 +429,9 @@ func (c *conn) infoLine() string {
 	if c.sub != nil {
 		st = c.sub.Stats()
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=0 flags=%s db=%d sub=%d psub=%d ssub=%d multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%d tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=0 flags=%s db=%d sub=%d psub=%d ssub=%d multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%d tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s",
 		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, int(time.Since(c.born).Seconds()), flags, c.db,
-		st.Channels, st.Patterns, st.ShardChannels, c.out.pending(), cmd, c.proto, c.lib[0], c.lib[1])
+		st.Channels, st.Patterns, st.ShardChannels, c.out.pending(), cmd, redir, c.proto, c.lib[0], c.lib[1])
 }
 
 func cmdClientInfo(c *conn, w *resp.Writer, _ []string) {

@@ -37,10 +37,10 @@ func serverCommands() []*command {
 			summary: "Report the server's state and figures."},
 		{name: "dbsize", arity: 1, run: func(c *conn, w *resp.Writer, _ []string) { w.Int(0) }, group: g, since: "1.0.0",
 			summary: "Always 0: this server holds no keys."},
-		{name: "flushdb", arity: -1, run: cmdOK, group: g, since: "1.0.0",
-			summary: "Accepted for compatibility: there are no keys to remove."},
-		{name: "flushall", arity: -1, run: cmdOK, group: g, since: "1.0.0",
-			summary: "Accepted for compatibility: there are no keys to remove."},
+		{name: "flushdb", arity: -1, run: cmdFlush, group: g, since: "1.0.0",
+			summary: "No keys to remove; tells tracking clients that everything is invalidated."},
+		{name: "flushall", arity: -1, run: cmdFlush, group: g, since: "1.0.0",
+			summary: "No keys to remove; tells tracking clients that everything is invalidated."},
 	}
 }
 

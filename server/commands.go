@@ -81,6 +81,17 @@ func (c *conn) run(args []string) (quit bool) {
 	w.Buf = w.Buf[:0]
 	c.dispatch(w, args)
 	c.flushReply(w)
+	if c.invalidateAfterReply {
+		c.invalidateAfterReply = false
+		c.invalidateAll()
+	}
+	// CLIENT CACHING applies to the command after it: Redis clears the flag
+	// after any command but CLIENT ones, outside MULTI.
+	if c.multi == nil && !strings.EqualFold(args[0], "client") {
+		c.mu.Lock()
+		c.track.caching = false
+		c.mu.Unlock()
+	}
 	if cap(w.Buf) > outChunk { // a large reply: do not keep its buffer
 		w.Buf = nil
 	}

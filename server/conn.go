@@ -64,7 +64,10 @@ type conn struct {
 	cmd       *command    // the command running
 	quit      bool        // the command running ends the connection
 	batch     publishBatch
-	pubCtx    context.Context // ctx, carrying batch to the subscribers a publish reaches
+	// invalidateAfterReply: the command running flushed (FLUSHALL), and
+	// this client's own invalidation follows its reply, as in Redis.
+	invalidateAfterReply bool
+	pubCtx               context.Context // ctx, carrying batch to the subscribers a publish reaches
 
 	mu sync.Mutex
 	// guards the fields below
@@ -86,6 +89,7 @@ type conn struct {
 	subCount   int
 	shardCount int
 	push       []byte // a pushed message being encoded
+	track      tracking
 
 	wake chan struct{} // cap 1: out has data, or closing changed
 	done chan struct{} // closed by kill

@@ -335,6 +335,18 @@ func (s *Server) DropClients() {
 	}
 }
 
+// connByID returns the open connection with the given CLIENT ID, or nil.
+func (s *Server) connByID(id int64) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
 // connections returns the open connections in the order they came.
 func (s *Server) connections() []*conn {
 	s.mu.Lock()

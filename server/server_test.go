@@ -75,6 +75,20 @@ type session struct {
 	addr  string
 	conns map[string]*redistest.Conn
 	order []string
+	ids   map[string]int64 // CLIENT ID of each connection named in an "{id:name}" argument
+}
+
+// idOf is the CLIENT ID of the named connection, asked once.
+func (s *session) idOf(name string) int64 {
+	if s.ids == nil {
+		s.ids = map[string]int64{}
+	}
+	id, ok := s.ids[name]
+	if !ok {
+		id = s.conn(name).Do("CLIENT", "ID").Int
+		s.ids[name] = id
+	}
+	return id
 }
 
 func (s *session) conn(name string) *redistest.Conn {
@@ -97,10 +111,16 @@ func isBarrier(v resp.Value) bool {
 // run performs st and returns the values each connection received.
 func (s *session) run(st step) map[string][]resp.Value {
 	c := s.conn(st.conn)
+	args := slices.Clone(st.args)
+	for i, a := range args { // "{id:b}" stands for connection b's CLIENT ID on this server
+		if name, ok := strings.CutPrefix(a, "{id:"); ok && strings.HasSuffix(name, "}") {
+			args[i] = strconv.FormatInt(s.idOf(strings.TrimSuffix(name, "}")), 10)
+		}
+	}
 	if st.raw != "" {
 		c.SendRaw([]byte(st.raw))
 	} else {
-		c.Send(st.args...)
+		c.Send(args...)
 	}
 	got := map[string][]resp.Value{}
 	if st.replies > 0 {
@@ -149,6 +169,15 @@ func normalizeHello(vs []resp.Value) []resp.Value {
 func normalizeInt(vs []resp.Value) []resp.Value {
 	for i := range vs {
 		vs[i].Int = 0
+	}
+	return vs
+}
+
+// normalizeInts zeroes every integer, nested ones too: client ids.
+func normalizeInts(vs []resp.Value) []resp.Value {
+	for i := range vs {
+		vs[i].Int = 0
+		normalizeInts(vs[i].Elems)
 	}
 	return vs
 }
@@ -272,6 +301,79 @@ var scripts = map[string][]step{
 		// still arrive, as from Redis 7.0.
 		{conn: "c", args: []string{"HELLO", "3"}, normalize: normalizeHello},
 		{conn: "c", raw: "CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nPUBLISH ch to-myself\r\nPING\r\nPUBLISH ch again\r\n", replies: 3},
+	},
+	"CLIENT TRACKING": {
+		cmd("a", "CLIENT", "TRACKINGINFO"),
+		cmd("a", "CLIENT", "GETREDIR"),
+		cmd("a", "CLIENT", "CACHING", "YES"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "OPTIN"),
+		cmd("a", "CLIENT", "TRACKINGINFO"),
+		cmd("a", "CLIENT", "CACHING", "YES"),
+		cmd("a", "CLIENT", "TRACKINGINFO"), // caching-yes lasts past CLIENT commands
+		cmd("a", "PING"),
+		cmd("a", "CLIENT", "TRACKINGINFO"), // and not past others
+		cmd("a", "CLIENT", "CACHING", "NO"),
+		cmd("a", "CLIENT", "CACHING", "maybe"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "OPTOUT"),
+		cmd("a", "CLIENT", "TRACKING", "ON"), // replaces the mode
+		cmd("a", "CLIENT", "TRACKINGINFO"),
+		cmd("a", "CLIENT", "GETREDIR"),
+		cmd("a", "CLIENT", "TRACKING", "OFF"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a", "PREFIX", "b", "PREFIX", "bc"), // Redis replies an error and OK
+		cmd("a", "CLIENT", "TRACKINGINFO"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "x"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ab"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "y", "PREFIX", "yz"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "OPTIN"),
+		cmd("a", "CLIENT", "TRACKINGINFO"),
+		cmd("a", "CLIENT", "TRACKING", "OFF"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "q"),
+		cmd("a", "CLIENT", "TRACKINGINFO"),
+		cmd("a", "CLIENT", "TRACKING", "OFF"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "PREFIX", "a"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "OPTIN"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "OPTIN", "OPTOUT"),
+		cmd("a", "CLIENT", "TRACKING", "maybe"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "FOO"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "REDIRECT", "99999"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "REDIRECT", "x"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "REDIRECT"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "REDIRECT", "{id:a}", "REDIRECT", "{id:a}"),
+		cmd("a", "CLIENT", "TRACKING"),
+		cmd("a", "CLIENT", "CACHING"),
+		cmd("a", "CLIENT", "GETREDIR", "x"),
+		cmd("a", "CLIENT", "TRACKINGINFO", "x"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "NOLOOP"),
+		cmd("a", "CLIENT", "TRACKINGINFO"),
+		// A flush tells every tracking client: in RESP3 itself, after the
+		// caller's own reply; through a redirection, a RESP2 subscriber
+		// of __redis__:invalidate; a gone redirection, as broken.
+		cmd("b", "SUBSCRIBE", "__redis__:invalidate"),
+		cmd("a", "CLIENT", "TRACKING", "OFF"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "REDIRECT", "{id:b}"),
+		{conn: "a", args: []string{"CLIENT", "GETREDIR"}, normalize: normalizeInt},
+		{conn: "c", args: []string{"HELLO", "3"}, normalize: normalizeHello},
+		cmd("c", "CLIENT", "TRACKING", "ON", "OPTIN"),
+		cmd("c", "CLIENT", "TRACKINGINFO"),
+		cmd("d", "FLUSHALL"),
+		cmd("c", "FLUSHALL"),
+		cmd("a", "FLUSHDB"),
+		{conn: "e", args: []string{"HELLO", "3"}, normalize: normalizeHello},
+		cmd("e", "CLIENT", "TRACKING", "ON", "REDIRECT", "{id:z}"),
+		{conn: "z", args: []string{"QUIT"}, closes: true},
+		{conn: "e", args: []string{"FLUSHDB"}, normalize: normalizeInts},
+		{conn: "e", args: []string{"CLIENT", "TRACKINGINFO"}, normalize: normalizeInts},
+		cmd("e", "CLIENT", "TRACKING", "OFF"), // its pushes name a client id, which differs
+		cmd("d", "FLUSHALL", "ASYNC"),
+		cmd("d", "FLUSHALL", "sync"),
+		cmd("d", "FLUSHALL", "foo"),
+		cmd("d", "FLUSHALL", "SYNC", "ASYNC"),
+		cmd("d", "FLUSHDB", "foo"),
+		{conn: "c", args: []string{"RESET"}},
+		cmd("c", "CLIENT", "TRACKINGINFO"),
+		cmd("d", "FLUSHALL"),
 	},
 	"CONFIG GET names": {
 		cmd("a", "CONFIG", "GET", "maxclients"),
