@@ -120,7 +120,7 @@ func cmdReset(c *conn, w *resp.Writer, _ []string) {
 	if sub != nil {
 		_ = sub.Close()
 	}
-	c.multi, c.replyMode = nil, replyOn
+	c.multi, c.replyMode, c.caching = nil, replyOn, false
 	w.Proto = 2
 	w.Simple("RESET")
 }

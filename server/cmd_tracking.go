@@ -22,9 +22,8 @@ type tracking struct {
 	optin       bool
 	optout      bool
 	noloop      bool
-	caching     bool  // CLIENT CACHING was sent, for the command after it
-	brokenRedir bool  // the client redirected to is gone
-	redirect    int64 // the client id invalidations go to; 0: this client
+	brokenRedir bool     // the client redirected to is gone
+	redirect    int64    // the client id invalidations go to; 0: this client
 	prefixes    []string // sorted
 }
 
@@ -81,6 +80,7 @@ func cmdClientTracking(c *conn, w *resp.Writer, args []string) {
 		c.mu.Lock()
 		c.track = tracking{}
 		c.mu.Unlock()
+		c.caching = false
 	default:
 		w.Error("ERR syntax error")
 		return
@@ -111,7 +111,7 @@ func (t *tracking) enable(next tracking, redirect int64) (err string, refused bo
 		}
 	}
 	// As Redis's enableTracking: the mode flags are replaced (the caching
-	// flag is not), the redirection too, and the prefixes added to those
+	// flag, conn.caching, is not), the redirection too, and the prefixes added to those
 	// the client has, "" (every key) when BCAST names none.
 	t.on, t.redirect, t.brokenRedir = true, redirect, false
 	t.bcast, t.optin, t.optout, t.noloop = next.bcast, next.optin, next.optout, next.noloop
@@ -184,7 +184,7 @@ func cmdClientCaching(c *conn, w *resp.Writer, args []string) {
 		w.Error("ERR syntax error")
 		return
 	}
-	t.caching = true
+	c.caching = true
 	w.Simple("OK")
 }
 
@@ -205,7 +205,7 @@ func cmdClientTrackinginfo(c *conn, w *resp.Writer, _ []string) {
 	c.mu.Unlock()
 	w.Map(3)
 	w.Bulk("flags")
-	flags := t.flags()
+	flags := t.flags(c.caching)
 	w.Set(len(flags))
 	for _, f := range flags {
 		w.Bulk(f)
@@ -223,8 +223,9 @@ func cmdClientTrackinginfo(c *conn, w *resp.Writer, _ []string) {
 	}
 }
 
-// flags are CLIENT TRACKINGINFO's, in Redis's order.
-func (t *tracking) flags() []string {
+// flags are CLIENT TRACKINGINFO's, in Redis's order; caching is whether
+// CLIENT CACHING was sent for the next command.
+func (t *tracking) flags(caching bool) []string {
 	if !t.on {
 		return []string{"off"}
 	}
@@ -236,9 +237,9 @@ func (t *tracking) flags() []string {
 	}
 	add(t.bcast, "bcast")
 	add(t.optin, "optin")
-	add(t.optin && t.caching, "caching-yes")
+	add(t.optin && caching, "caching-yes")
 	add(t.optout, "optout")
-	add(t.optout && t.caching, "caching-no")
+	add(t.optout && caching, "caching-no")
 	add(t.noloop, "noloop")
 	add(t.brokenRedir, "broken_redirect")
 	return flags

@@ -87,10 +87,8 @@ func (c *conn) run(args []string) (quit bool) {
 	}
 	// CLIENT CACHING applies to the command after it: Redis clears the flag
 	// after any command but CLIENT ones, outside MULTI.
-	if c.multi == nil && !strings.EqualFold(args[0], "client") {
-		c.mu.Lock()
-		c.track.caching = false
-		c.mu.Unlock()
+	if c.caching && c.multi == nil && !strings.EqualFold(args[0], "client") {
+		c.caching = false
 	}
 	if cap(w.Buf) > outChunk { // a large reply: do not keep its buffer
 		w.Buf = nil

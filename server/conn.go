@@ -67,7 +67,9 @@ type conn struct {
 	// invalidateAfterReply: the command running flushed (FLUSHALL), and
 	// this client's own invalidation follows its reply, as in Redis.
 	invalidateAfterReply bool
-	pubCtx               context.Context // ctx, carrying batch to the subscribers a publish reaches
+	// caching: CLIENT CACHING was sent, for the command after it.
+	caching bool
+	pubCtx  context.Context // ctx, carrying batch to the subscribers a publish reaches
 
 	mu sync.Mutex
 	// guards the fields below
