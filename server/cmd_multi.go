@@ -54,6 +54,8 @@ func cmdExec(c *conn, w *resp.Writer, _ []string) {
 	w.Array(len(m.queued))
 	c.flushReply(w)
 	w.Buf = w.Buf[:0]
+	c.inExec = true
+	defer func() { c.inExec = false }()
 	for _, args := range m.queued {
 		c.dispatch(w, args)
 		c.flushReply(w)

@@ -41,7 +41,73 @@ func serverCommands() []*command {
 			summary: "No keys to remove; tells tracking clients that everything is invalidated."},
 		{name: "flushall", arity: -1, run: cmdFlush, group: g, since: "1.0.0",
 			summary: "No keys to remove; tells tracking clients that everything is invalidated."},
+		{name: "time", arity: 1, run: cmdTime, group: g, since: "2.6.0",
+			summary: "Return the server's time: seconds and microseconds."},
+		{name: "lastsave", arity: 1, run: cmdLastsave, group: g, since: "1.0.0",
+			summary: "Return when the server started: nothing is ever saved."},
+		{name: "role", arity: 1, run: cmdRole, group: g, since: "2.8.12",
+			summary: "Always a master with no replicas."},
+		{name: "wait", arity: 3, run: cmdWait, group: "generic", since: "3.0.0",
+			summary: "Wait for replicas, of which there are none: 0, at once or after the timeout."},
+		{name: "debug", arity: -2, run: cmdDebug, group: g, since: "1.0.0",
+			summary: "Refused, as Redis refuses it under its default enable-debug-command no."},
 	}
+}
+
+func cmdTime(c *conn, w *resp.Writer, _ []string) {
+	now := time.Now()
+	w.Array(2)
+	w.Bulk(strconv.FormatInt(now.Unix(), 10))
+	w.Bulk(strconv.FormatInt(int64(now.Nanosecond()/1000), 10))
+}
+
+func cmdLastsave(c *conn, w *resp.Writer, _ []string) {
+	w.Int(c.srv.started.Unix()) // Redis sets it when it starts and on each save
+}
+
+func cmdRole(c *conn, w *resp.Writer, _ []string) {
+	w.Array(3)
+	w.Bulk("master")
+	w.Int(0) // the replication offset
+	w.Array(0)
+}
+
+// cmdWait answers as Redis does without replicas: 0 at once when no replica
+// is asked for (or inside EXEC), else 0 once the timeout has passed, and
+// never with a timeout of 0, until the client leaves.
+func cmdWait(c *conn, w *resp.Writer, args []string) {
+	replicas, ok := resp.ParseInt(args[1])
+	if !ok {
+		w.Error("ERR value is not an integer or out of range")
+		return
+	}
+	ms, ok := resp.ParseInt(args[2])
+	switch {
+	case !ok:
+		w.Error("ERR timeout is not an integer or out of range")
+		return
+	case ms < 0:
+		w.Error("ERR timeout is negative")
+		return
+	}
+	if replicas > 0 && !c.inExec {
+		var timeout <-chan time.Time
+		if ms > 0 {
+			t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-timeout:
+		case <-c.ctx.Done():
+			return // killed: no reply
+		}
+	}
+	w.Int(0)
+}
+
+func cmdDebug(c *conn, w *resp.Writer, _ []string) {
+	w.Error(`ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.`)
 }
 
 func cmdCommandCount(c *conn, w *resp.Writer, _ []string) {

@@ -69,6 +69,7 @@ type conn struct {
 	invalidateAfterReply bool
 	// caching: CLIENT CACHING was sent, for the command after it.
 	caching bool
+	inExec  bool            // EXEC is running the queued commands, which never block
 	pubCtx  context.Context // ctx, carrying batch to the subscribers a publish reaches
 
 	mu sync.Mutex

@@ -173,6 +173,15 @@ func normalizeInt(vs []resp.Value) []resp.Value {
 	return vs
 }
 
+// normalizeBulks empties every string nested in the replies: TIME's.
+func normalizeBulks(vs []resp.Value) []resp.Value {
+	for i := range vs {
+		vs[i].Str = ""
+		normalizeBulks(vs[i].Elems)
+	}
+	return vs
+}
+
 // normalizeInts zeroes every integer, nested ones too: client ids.
 func normalizeInts(vs []resp.Value) []resp.Value {
 	for i := range vs {
@@ -375,6 +384,28 @@ var scripts = map[string][]step{
 		cmd("c", "CLIENT", "TRACKINGINFO"),
 		cmd("d", "FLUSHALL"),
 	},
+	"server commands": {
+		{conn: "a", args: []string{"TIME"}, normalize: normalizeBulks},
+		cmd("a", "TIME", "x"),
+		{conn: "a", args: []string{"LASTSAVE"}, normalize: normalizeInt},
+		cmd("a", "LASTSAVE", "x"),
+		cmd("a", "ROLE"),
+		cmd("a", "WAIT", "0", "0"),
+		cmd("a", "WAIT", "1", "10"),
+		cmd("a", "WAIT", "-1", "0"),
+		cmd("a", "WAIT", "x", "0"),
+		cmd("a", "WAIT", "0", "x"),
+		cmd("a", "WAIT", "0", "-1"),
+		cmd("a", "WAIT", "0"),
+		cmd("a", "DEBUG", "SLEEP", "0"),
+		cmd("a", "DEBUG", "OBJECT", "k"),
+		cmd("a", "DEBUG"),
+		{conn: "a", args: []string{"MULTI"}, replies: 1},
+		{conn: "a", args: []string{"WAIT", "1", "0"}, replies: 1},
+		cmd("a", "EXEC"),
+		cmd("b", "SUBSCRIBE", "x"),
+		cmd("b", "TIME"),
+	},
 	"CONFIG GET names": {
 		cmd("a", "CONFIG", "GET", "maxclients"),
 		cmd("a", "CONFIG", "GET", "MAXCLIENTS"),
@@ -535,6 +566,24 @@ func TestClientKillRemovesSubscriptionsBeforeItAnswers(t *testing.T) {
 		require.Empty(t, ctl.Do("PUBSUB", "CHANNELS").Elems, "try %d: channels right after CLIENT KILL", try)
 		require.Equal(t, int64(0), ctl.Do("PUBLISH", names[0], "x").Int, "try %d", try)
 	}
+}
+
+// WAIT for a replica, with no timeout, waits as in Redis for a replica
+// that never comes: no reply, other clients served meanwhile, until the
+// client is killed.
+func TestWaitWithoutReplicasBlocksUntilTheClientLeaves(t *testing.T) {
+	addr := start(t, &Server{})
+	a := redistest.Dial(t, addr)
+	id := strconv.FormatInt(a.Do("CLIENT", "ID").Int, 10)
+	a.Send("WAIT", "1", "0")
+	ctl := redistest.Dial(t, addr)
+	require.Eventually(t, func() bool {
+		return strings.Contains(ctl.Do("CLIENT", "LIST", "ID", id).Str, "cmd=wait")
+	}, 10*time.Second, time.Millisecond)
+	assert.Equal(t, "PONG", ctl.Do("PING").Str, "other clients are served meanwhile")
+	require.Equal(t, int64(1), ctl.Do("CLIENT", "KILL", "ID", id).Int)
+	v, err := a.ReadErr()
+	assert.Error(t, err, "WAIT replied %v", v)
 }
 
 func TestZeroServerServesABrokerOfItsOwn(t *testing.T) {
