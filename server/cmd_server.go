@@ -41,6 +41,24 @@ func serverCommands() []*command {
 			summary: "No keys to remove; tells tracking clients that everything is invalidated."},
 		{name: "flushall", arity: -1, run: cmdFlush, group: g, since: "1.0.0",
 			summary: "No keys to remove; tells tracking clients that everything is invalidated."},
+		unserved(container("function", "Functions: there are none, and none can be loaded.", "scripting", "7.0.0",
+			&command{name: "function|flush", arity: -2, run: cmdFunctionFlush, since: "7.0.0",
+				summary: "Accepted: there are no libraries to delete."},
+			&command{name: "function|list", arity: -2, run: cmdFunctionList, since: "7.0.0",
+				summary: "Always empty: there are no libraries."},
+			&command{name: "function|kill", arity: 2, run: cmdNotBusy, since: "7.0.0",
+				summary: "Nothing is ever running."},
+			&command{name: "function|stats", arity: 2, run: cmdFunctionStats, since: "7.0.0",
+				summary: "No function running, no library loaded."},
+		), "delete", "dump", "help", "load", "restore"),
+		unserved(container("script", "Scripts: there are none, and none can be loaded.", "scripting", "2.6.0",
+			&command{name: "script|flush", arity: -2, run: cmdScriptFlush, since: "2.6.0",
+				summary: "Accepted: there are no scripts to remove."},
+			&command{name: "script|kill", arity: 2, run: cmdNotBusy, since: "2.6.0",
+				summary: "Nothing is ever running."},
+			&command{name: "script|exists", arity: -3, run: cmdScriptExists, since: "2.6.0",
+				summary: "0 for every SHA1: no script is cached."},
+		), "debug", "help", "load"),
 		{name: "time", arity: 1, run: cmdTime, group: g, since: "2.6.0",
 			summary: "Return the server's time: seconds and microseconds."},
 		{name: "lastsave", arity: 1, run: cmdLastsave, group: g, since: "1.0.0",
@@ -51,6 +69,77 @@ func serverCommands() []*command {
 			summary: "Wait for replicas, of which there are none: 0, at once or after the timeout."},
 		{name: "debug", arity: -2, run: cmdDebug, group: g, since: "1.0.0",
 			summary: "Refused, as Redis refuses it under its default enable-debug-command no."},
+	}
+}
+
+// unserved marks the subcommands Redis has beside those c serves.
+func unserved(c *command, names ...string) *command {
+	c.unserved = names
+	return c
+}
+
+func cmdFunctionFlush(c *conn, w *resp.Writer, args []string) {
+	switch {
+	case len(args) > 3:
+		w.Error(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try FUNCTION HELP.", args[1]))
+	case len(args) == 3 && lower(args[2]) != "sync" && lower(args[2]) != "async":
+		w.Error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+	default:
+		w.Simple("OK")
+	}
+}
+
+func cmdFunctionList(c *conn, w *resp.Writer, args []string) {
+	withCode, libraryName := false, false
+	for i := 2; i < len(args); i++ {
+		switch a := lower(args[i]); {
+		case !withCode && a == "withcode":
+			withCode = true
+		case !libraryName && a == "libraryname":
+			if i >= len(args)-1 {
+				w.Error("ERR library name argument was not given")
+				return
+			}
+			libraryName = true
+			i++
+		default:
+			w.Error(sanitize("ERR Unknown argument " + args[i]))
+			return
+		}
+	}
+	w.Array(0)
+}
+
+func cmdFunctionStats(c *conn, w *resp.Writer, _ []string) {
+	w.Map(2)
+	w.Bulk("running_script")
+	w.NullBulk()
+	w.Bulk("engines")
+	w.Map(1)
+	w.Bulk("LUA")
+	w.Map(2)
+	w.Bulk("libraries_count")
+	w.Int(0)
+	w.Bulk("functions_count")
+	w.Int(0)
+}
+
+func cmdNotBusy(c *conn, w *resp.Writer, _ []string) {
+	w.Error("NOTBUSY No scripts in execution right now.")
+}
+
+func cmdScriptFlush(c *conn, w *resp.Writer, args []string) {
+	if len(args) > 3 || len(args) == 3 && lower(args[2]) != "sync" && lower(args[2]) != "async" {
+		w.Error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+		return
+	}
+	w.Simple("OK")
+}
+
+func cmdScriptExists(c *conn, w *resp.Writer, args []string) {
+	w.Array(len(args) - 2)
+	for range args[2:] {
+		w.Int(0)
 	}
 }
 

@@ -31,6 +31,10 @@ type command struct {
 	// sets c.quit.
 	run  func(c *conn, w *resp.Writer, args []string)
 	subs map[string]*command // for containers: PUBSUB, CLIENT, COMMAND, CONFIG
+	// unserved are the subcommands Redis has and a container here does
+	// not serve (FUNCTION LOAD): they get the Pub/Sub-only error, not
+	// "unknown subcommand".
+	unserved []string
 
 	// What COMMAND DOCS and COMMAND INFO say of it, in this project's
 	// words.
@@ -183,6 +187,9 @@ func (t *commandTable) lookup(args []string) (*command, string) {
 	}
 	if cmd.subs != nil && len(args) >= 2 {
 		sub := findFold(cmd.subs, args[1])
+		if sub == nil && slices.Contains(cmd.unserved, lower(args[1])) {
+			return &command{name: cmd.name + "|" + lower(args[1]), arity: -1, run: cmdUnsupported}, ""
+		}
 		if sub == nil {
 			return nil, sanitize(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try %s HELP.", args[1], strings.ToUpper(args[0])))
 		}
