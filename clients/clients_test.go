@@ -94,7 +94,8 @@ func TestGoRedis(t *testing.T) {
 }
 
 // rueidis and valkey-go with their defaults, client-side caching on: they
-// send CLIENT TRACKING ON OPTIN when they connect.
+// send CLIENT TRACKING ON OPTIN when they connect. A Receive returns when
+// the server drops its connection, and a new Receive subscribes again.
 func TestRueidis(t *testing.T) {
 	ctx := testContext(t)
 	srv := servertest.Run(t)
@@ -103,33 +104,69 @@ func TestRueidis(t *testing.T) {
 	t.Cleanup(client.Close)
 
 	got := make(chan string, 16)
-	done := make(chan error, 1)
-	go func() {
-		done <- client.Receive(ctx, client.B().Subscribe().Channel("news").Build(), func(m rueidis.PubSubMessage) {
-			got <- m.Message
-		})
-	}()
-	require.NoError(t, srv.WaitSubscribers(ctx, "news", 1))
-	for _, payload := range []string{"1", "2", "3"} {
-		n, err := client.Do(ctx, client.B().Publish().Channel("news").Message(payload).Build()).AsInt64()
-		require.NoError(t, err)
-		assert.Equal(t, int64(1), n)
+	receive := func(cmd rueidis.Completed) chan error {
+		done := make(chan error, 1)
+		go func() {
+			done <- client.Receive(ctx, cmd, func(m rueidis.PubSubMessage) { got <- m.Pattern + " " + m.Channel + " " + m.Message })
+		}()
+		return done
 	}
-	for _, want := range []string{"1", "2", "3"} {
-		select {
-		case m := <-got:
-			assert.Equal(t, want, m)
-		case <-ctx.Done():
-			t.Fatal("no message")
+	publish := func(cmd rueidis.Completed) int64 {
+		n, err := client.Do(ctx, cmd).AsInt64()
+		require.NoError(t, err)
+		return n
+	}
+	expect := func(want ...string) {
+		for _, w := range want {
+			select {
+			case m := <-got:
+				assert.Equal(t, w, m)
+			case <-ctx.Done():
+				t.Fatalf("no message %q", w)
+			}
 		}
 	}
-	numSub, err := client.Do(ctx, client.B().PubsubNumsub().Channel("news").Build()).AsIntMap()
+	subDone := receive(client.B().Subscribe().Channel("news").Build())
+	psubDone := receive(client.B().Psubscribe().Pattern("news.*").Build())
+	ssubDone := receive(client.B().Ssubscribe().Channel("orders").Build())
+	require.NoError(t, srv.WaitSubscribers(ctx, "news", 1))
+	require.NoError(t, srv.WaitPatterns(ctx, 1))
+	require.NoError(t, srv.WaitShardSubscribers(ctx, "orders", 1))
+	for _, payload := range []string{"1", "2", "3"} {
+		assert.Equal(t, int64(1), publish(client.B().Publish().Channel("news").Message(payload).Build()))
+	}
+	expect(" news 1", " news 2", " news 3")
+	assert.Equal(t, int64(1), publish(client.B().Publish().Channel("news.sport").Message("4").Build()))
+	expect("news.* news.sport 4")
+	assert.Equal(t, int64(1), publish(client.B().Spublish().Channel("orders").Message("5").Build()))
+	expect(" orders 5")
+
+	numSub, err := client.Do(ctx, client.B().PubsubNumsub().Channel("news", "none").Build()).AsIntMap()
 	require.NoError(t, err)
-	assert.Equal(t, map[string]int64{"news": 1}, numSub)
+	assert.Equal(t, map[string]int64{"news": 1, "none": 0}, numSub)
+	numPat, err := client.Do(ctx, client.B().PubsubNumpat().Build()).AsInt64()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), numPat)
+
+	// rueidis reconnects a dropped subscription by itself: its Receive
+	// goes on, and the messages published once it is back arrive.
+	srv.DropClients()
+	require.NoError(t, srv.WaitSubscribers(ctx, "news", 1))
+	require.NoError(t, srv.WaitPatterns(ctx, 1))
+	require.NoError(t, srv.WaitShardSubscribers(ctx, "orders", 1))
+	assert.Equal(t, int64(1), publish(client.B().Publish().Channel("news").Message("after").Build()))
+	expect(" news after")
+
 	require.NoError(t, client.Do(ctx, client.B().Unsubscribe().Channel("news").Build()).Error())
-	require.NoError(t, <-done)
+	require.NoError(t, client.Do(ctx, client.B().Punsubscribe().Pattern("news.*").Build()).Error())
+	require.NoError(t, client.Do(ctx, client.B().Sunsubscribe().Channel("orders").Build()).Error())
+	for _, done := range []chan error{subDone, psubDone, ssubDone} {
+		require.NoError(t, <-done)
+	}
+	assert.Equal(t, int64(0), publish(client.B().Publish().Channel("news").Message("gone").Build()))
 }
 
+// valkey-go, rueidis's fork for Valkey, with the same defaults.
 func TestValkeyGo(t *testing.T) {
 	ctx := testContext(t)
 	srv := servertest.Run(t)
@@ -144,18 +181,32 @@ func TestValkeyGo(t *testing.T) {
 			got <- m.Channel + " " + m.Message
 		})
 	}()
+	shardDone := make(chan error, 1)
+	go func() {
+		shardDone <- client.Receive(ctx, client.B().Ssubscribe().Channel("orders").Build(), func(m valkey.PubSubMessage) {
+			got <- m.Channel + " " + m.Message
+		})
+	}()
 	require.NoError(t, srv.WaitPatterns(ctx, 1))
+	require.NoError(t, srv.WaitShardSubscribers(ctx, "orders", 1))
 	n, err := client.Do(ctx, client.B().Publish().Channel("news.sport").Message("goal").Build()).AsInt64()
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
-	select {
-	case m := <-got:
-		assert.Equal(t, "news.sport goal", m)
-	case <-ctx.Done():
-		t.Fatal("no message")
+	n, err = client.Do(ctx, client.B().Spublish().Channel("orders").Message("5").Build()).AsInt64()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	for _, want := range []string{"news.sport goal", "orders 5"} {
+		select {
+		case m := <-got:
+			assert.Equal(t, want, m)
+		case <-ctx.Done():
+			t.Fatalf("no message %q", want)
+		}
 	}
 	require.NoError(t, client.Do(ctx, client.B().Punsubscribe().Pattern("news.*").Build()).Error())
 	require.NoError(t, <-done)
+	require.NoError(t, client.Do(ctx, client.B().Sunsubscribe().Channel("orders").Build()).Error())
+	require.NoError(t, <-shardDone)
 }
 
 // redigo: a plain RESP2 connection and its PubSubConn.
