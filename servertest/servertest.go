@@ -4,6 +4,7 @@
 //	func TestNotifier(t *testing.T) {
 //		srv := servertest.Run(t)
 //		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+//		// or, with no TCP port: &redis.Options{Dialer: srv.Dial}
 //		...
 //		srv.WaitSubscribers(ctx, "orders", 1) // the code under test is listening
 //	}
@@ -30,7 +31,8 @@ type Server struct {
 	// guards the fields below
 	srv    *server.Server
 	broker *pubsub.Broker
-	served chan error
+	served chan error // Serve's result, for each listener
+	mem    *memListener
 }
 
 // Run starts a server on a free loopback port and stops it when the test
@@ -50,10 +52,12 @@ func Run(t testing.TB) *Server {
 func (s *Server) serve(ln net.Listener) {
 	b := pubsub.New()
 	srv := &server.Server{Broker: b}
-	served := make(chan error, 1)
+	mem := newMemListener()
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(mem) }()
 	s.mu.Lock()
-	s.srv, s.broker, s.served = srv, b, served
+	s.srv, s.broker, s.served, s.mem = srv, b, served, mem
 	s.mu.Unlock()
 }
 
@@ -62,10 +66,35 @@ func (s *Server) stop() {
 	srv, b, served := s.srv, s.broker, s.served
 	s.mu.Unlock()
 	_ = srv.Close()
-	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
-		s.t.Errorf("servertest: Serve: %v", err)
+	for range 2 {
+		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+			s.t.Errorf("servertest: Serve: %v", err)
+		}
 	}
 	_ = b.Close()
+}
+
+// Dial connects to the server in memory, with no TCP port. It has the
+// signature of go-redis's Options.Dialer, and ignores the network and
+// address it is given; rueidis's DialCtxFn is a one-line wrapper of it.
+// Each direction of the connection holds
+// 1 MB, as a socket's buffer would (net.Pipe holds nothing, so that each
+// write waits for its reader), and reads and writes keep their deadlines.
+// It fails once the server is stopped, and after Restart connects to the
+// new one.
+func (s *Server) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	s.mu.Lock()
+	mem := s.mem
+	s.mu.Unlock()
+	client, srv := memPipe(mem.Addr())
+	select {
+	case mem.conns <- srv:
+		return client, nil
+	case <-mem.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Addr returns the server's "host:port".

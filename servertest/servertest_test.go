@@ -1,8 +1,12 @@
 package servertest_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"io"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +86,48 @@ func TestDropClientsReturnsOnceSubscriptionsAreGone(t *testing.T) {
 	defer cancelShort()
 	assert.ErrorIs(t, srv.WaitPatterns(short, 1), context.DeadlineExceeded)
 	assert.ErrorIs(t, srv.WaitShardSubscribers(short, "orders", 1), context.DeadlineExceeded)
+}
+
+// In memory, a client writes a 900 KB pipeline before it reads a reply, a
+// subscriber gets every message in order beside TCP clients, and reads
+// keep their deadlines.
+func TestDialInMemory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv := servertest.Run(t)
+
+	nc, err := srv.Dial(ctx, "tcp", "ignored:0")
+	require.NoError(t, err)
+	defer nc.Close()
+	sub := bufio.NewReader(nc)
+	_, err = nc.Write([]byte("*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nnews\r\n"))
+	require.NoError(t, err)
+	require.NoError(t, srv.WaitSubscribers(ctx, "news", 1))
+
+	pub, err := srv.Dial(ctx, "tcp", "")
+	require.NoError(t, err)
+	defer pub.Close()
+	const n = 20000
+	batch := bytes.Repeat([]byte("*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n$5\r\nhello\r\n"), n)
+	_, err = pub.Write(batch) // 900 KB of commands, none of the replies read yet
+	require.NoError(t, err)
+	replies, err := io.ReadAll(io.LimitReader(pub, int64(n*len(":1\r\n"))))
+	require.NoError(t, err)
+	assert.Equal(t, bytes.Repeat([]byte(":1\r\n"), n), replies)
+
+	tcp := redistest.Dial(t, srv.Addr())
+	assert.Equal(t, int64(1), tcp.Do("PUBLISH", "news", "from tcp").Int)
+	want := "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n" +
+		strings.Repeat("*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n", n) +
+		"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$8\r\nfrom tcp\r\n"
+	got := make([]byte, len(want))
+	_, err = io.ReadFull(sub, got)
+	require.NoError(t, err)
+	assert.Equal(t, want, string(got))
+
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(10*time.Millisecond)))
+	_, err = sub.ReadByte()
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	assert.True(t, ne.Timeout(), "a read past its deadline times out")
 }
