@@ -13,6 +13,7 @@ package servertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -24,29 +25,46 @@ import (
 
 // Server is a running server. Its methods are safe for concurrent use.
 type Server struct {
-	t    testing.TB
+	t    testing.TB // nil for a server from Start
 	addr string
 
 	mu sync.Mutex
 	// guards the fields below
-	srv    *server.Server
-	broker *pubsub.Broker
-	served chan error // Serve's result, for each listener
-	mem    *memListener
+	srv     *server.Server
+	broker  *pubsub.Broker
+	served  chan error // Serve's result, for each listener
+	mem     *memListener
+	running bool
+	failed  error // what went wrong, for Close to report (servers from Start)
 }
 
 // Run starts a server on a free loopback port and stops it when the test
 // ends.
 func Run(t testing.TB) *Server {
 	t.Helper()
+	s, err := Start()
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	s.t = t
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("servertest: %v", err)
+		}
+	})
+	return s
+}
+
+// Start starts a server on a free loopback port for code with no
+// testing.TB (an Example, a TestMain); Close stops it.
+func Start() (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("servertest: listen: %v", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s := &Server{t: t, addr: ln.Addr().String()}
+	s := &Server{addr: ln.Addr().String()}
 	s.serve(ln)
-	t.Cleanup(s.stop)
-	return s
+	return s, nil
 }
 
 func (s *Server) serve(ln net.Listener) {
@@ -57,31 +75,62 @@ func (s *Server) serve(ln net.Listener) {
 	go func() { served <- srv.Serve(ln) }()
 	go func() { served <- srv.Serve(mem) }()
 	s.mu.Lock()
-	s.srv, s.broker, s.served, s.mem = srv, b, served, mem
+	s.srv, s.broker, s.served, s.mem, s.running = srv, b, served, mem, true
 	s.mu.Unlock()
 }
 
-func (s *Server) stop() {
+// stop stops the server if it runs and reports how its Serve ended, if
+// not by the stop.
+func (s *Server) stop() error {
 	s.mu.Lock()
-	srv, b, served := s.srv, s.broker, s.served
+	srv, b, served, running := s.srv, s.broker, s.served, s.running
+	s.running = false
 	s.mu.Unlock()
+	if !running {
+		return nil
+	}
 	_ = srv.Close()
+	var errs error
 	for range 2 {
 		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
-			s.t.Errorf("servertest: Serve: %v", err)
+			errs = errors.Join(errs, fmt.Errorf("Serve: %w", err))
 		}
 	}
 	_ = b.Close()
+	return errs
+}
+
+// Close stops the server, and reports what went wrong since it started
+// (a Serve that ended on its own, a Restart that could not listen). A
+// server from Run is closed when its test ends; closing again does
+// nothing.
+func (s *Server) Close() error {
+	err := s.stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err, s.failed = errors.Join(s.failed, err), nil
+	return err
+}
+
+// fail reports err: to the test of a server from Run, at once; to Close
+// for a server from Start.
+func (s *Server) fail(err error) {
+	if s.t != nil {
+		s.t.Helper()
+		s.t.Fatalf("servertest: %v", err)
+	}
+	s.mu.Lock()
+	s.failed = errors.Join(s.failed, err)
+	s.mu.Unlock()
 }
 
 // Dial connects to the server in memory, with no TCP port. It has the
 // signature of go-redis's Options.Dialer, and ignores the network and
 // address it is given; rueidis's DialCtxFn is a one-line wrapper of it.
-// Each direction of the connection holds
-// 1 MB, as a socket's buffer would (net.Pipe holds nothing, so that each
-// write waits for its reader), and reads and writes keep their deadlines.
-// It fails once the server is stopped, and after Restart connects to the
-// new one.
+// Each direction of the connection holds 1 MB, as a socket's buffer would
+// (net.Pipe holds nothing, so that each write waits for its reader), and
+// reads and writes keep their deadlines. It fails once the server is
+// stopped, and after Restart connects to the new one.
 func (s *Server) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	s.mu.Lock()
 	mem := s.mem
@@ -168,8 +217,13 @@ func (s *Server) DropClients() {
 // disconnected and every subscription forgotten), and starts a fresh one
 // on the same address.
 func (s *Server) Restart() {
-	s.t.Helper()
-	s.stop()
+	if s.t != nil {
+		s.t.Helper()
+	}
+	if err := s.stop(); err != nil {
+		s.fail(err)
+		return
+	}
 	var ln net.Listener
 	var err error
 	for range 100 { // the old listener's port can take a moment to free
@@ -179,7 +233,8 @@ func (s *Server) Restart() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err != nil {
-		s.t.Fatalf("servertest: restart on %s: %v", s.addr, err)
+		s.fail(fmt.Errorf("restart on %s: %w", s.addr, err))
+		return
 	}
 	s.serve(ln)
 }
