@@ -10,20 +10,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gopherpubsub/pubsub/internal/redistest"
 	"github.com/gopherpubsub/pubsub/servertest"
 )
 
-// need skips the test when a tool is missing, or fails it when CI is set.
-func need(t *testing.T, ok bool, msg string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
-	}
-	t.Skip(msg)
-}
+// need is redistest.Need.
+func need(t *testing.T, ok bool, msg string) { t.Helper(); redistest.Need(t, ok, msg) }
 
 // ioredis and node-redis, each with its defaults (js/clients.mjs): all
 // three kinds of subscription, Redis's receiver counts, order, PUBSUB

@@ -59,14 +59,22 @@ func StartServer(t testing.TB, extraArgs ...string) *Server {
 func need(t testing.TB, program string) string {
 	t.Helper()
 	path, err := exec.LookPath(program)
-	if err != nil {
-		msg := program + " not found on PATH: install it (Debian: apt-get install redis-server redis-tools) to run this test against real Redis"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
-		}
-		t.Skip(msg)
-	}
+	Need(t, err == nil, program+" not found on PATH: install it (Debian: apt-get install redis-server redis-tools) to run this test against real Redis")
 	return path
+}
+
+// Need skips the test with msg unless ok, or fails it when the CI
+// environment variable is set, so that CI never passes without what a
+// test needs.
+func Need(t testing.TB, ok bool, msg string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
+	}
+	t.Skip(msg)
 }
 
 func startAt(t testing.TB, path string, port int, extraArgs []string) (*Server, error) {
