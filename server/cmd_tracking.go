@@ -116,22 +116,13 @@ func (t *tracking) enable(next tracking, redirect int64) (err string, refused bo
 	t.on, t.redirect, t.brokenRedir = true, redirect, false
 	t.bcast, t.optin, t.optout, t.noloop = next.bcast, next.optin, next.optout, next.noloop
 	if next.bcast && len(next.prefixes) == 0 {
-		t.prefixes = appendPrefix(t.prefixes, "")
+		next.prefixes = []string{""}
 	}
-	for _, p := range next.prefixes {
-		t.prefixes = appendPrefix(t.prefixes, p)
-	}
+	// Sorted and each once, as Redis's radix tree of them lists them.
+	t.prefixes = append(t.prefixes, next.prefixes...)
+	slices.Sort(t.prefixes)
+	t.prefixes = slices.Compact(t.prefixes)
 	return err, false
-}
-
-// appendPrefix adds p to a client's prefixes, once, keeping them sorted
-// as Redis's radix tree of them lists them.
-func appendPrefix(prefixes []string, p string) []string {
-	i, found := slices.BinarySearch(prefixes, p)
-	if found {
-		return prefixes
-	}
-	return slices.Insert(prefixes, i, p)
 }
 
 // checkPrefixes reports, as Redis 7.0 does, a new prefix that overlaps
