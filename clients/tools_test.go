@@ -71,3 +71,17 @@ func TestRedisCLI(t *testing.T) {
 	}
 	assert.Equal(t, []string{"subscribe", "news", "1", "message", "news", "hello"}, got)
 }
+
+// redis-benchmark reads the server's CONFIG when it starts and warns when
+// it cannot ("Could not fetch server CONFIG").
+func TestRedisBenchmarkFetchesConfig(t *testing.T) {
+	bench, err := exec.LookPath("redis-benchmark")
+	need(t, err == nil, "redis-benchmark not found: install redis-tools")
+	srv := servertest.Run(t)
+	host, port, err := net.SplitHostPort(srv.Addr())
+	require.NoError(t, err)
+	out, err := exec.Command(bench, "-h", host, "-p", port, "-n", "100", "-c", "1", "-q", "PUBLISH", "bench", "x").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.NotContains(t, string(out), "Could not fetch server CONFIG")
+	assert.Contains(t, string(out), "requests per second")
+}

@@ -322,6 +322,10 @@ func cmdConfigGet(c *conn, w *resp.Writer, args []string) {
 		{"timeout", strconv.Itoa(int(lim.idleTimeout.Seconds()))},
 		{"client-output-buffer-limit", "normal " + outputLimitText(lim.output[classNormal]) + " slave 268435456 67108864 60 pubsub " + outputLimitText(lim.output[classPubSub])},
 		{"notify-keyspace-events", ""},
+		// What redis-benchmark asks for at start, warning without them:
+		// nothing is ever saved.
+		{"save", ""},
+		{"appendonly", "no"},
 	}
 	// As Redis's configGetCommand: a name without glob characters is looked
 	// up (case-insensitively) and echoed as the client wrote it; a pattern

@@ -449,6 +449,8 @@ var scripts = map[string][]step{
 		cmd("a", "CONFIG", "GET", "max[C]lients"),
 		cmd("a", "CONFIG", "GET", "timeou?"),
 		cmd("a", "CONFIG", "GET", "no-such-parameter"),
+		cmd("a", "CONFIG", "GET", "save"),
+		cmd("a", "CONFIG", "GET", "appendonly"),
 		cmd("a", "CONFIG", "GET", "**********************zq"), // no parameter ends so; exponential for a naive matcher
 		{conn: "b", args: []string{"HELLO", "3"}, normalize: normalizeHello},
 		cmd("b", "CONFIG", "GET", "Timeout"),
