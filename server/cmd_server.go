@@ -3,6 +3,7 @@ package server
 import (
 	"maps"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -366,15 +367,23 @@ func cmdInfo(c *conn, w *resp.Writer, args []string) {
 	clients := len(c.srv.conns)
 	c.srv.mu.Unlock()
 	sections := map[string]string{
-		"server": fmt.Sprintf("# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nos:go\r\narch_bits:64\r\nprocess_id:0\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\n",
-			redisVersion, portOf(c.nc.LocalAddr()), int(time.Since(c.srv.started).Seconds()), int(time.Since(c.srv.started).Hours()/24)),
+		"server": fmt.Sprintf("# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nos:go\r\narch_bits:64\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\n",
+			redisVersion, os.Getpid(), portOf(c.nc.LocalAddr()), int(time.Since(c.srv.started).Seconds()), int(time.Since(c.srv.started).Hours()/24)),
 		"clients": fmt.Sprintf("# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\npubsub_clients:%d\r\n",
 			clients, c.srv.limits.Load().maxClients, st.Subscriptions),
 		"stats": fmt.Sprintf("# Stats\r\ntotal_connections_received:%d\r\ntotal_commands_processed:%d\r\nrejected_connections:%d\r\npubsub_channels:%d\r\npubsub_patterns:%d\r\npubsubshard_channels:%d\r\npubsub_messages_published:%d\r\npubsub_messages_delivered:%d\r\npubsub_messages_dropped:%d\r\n",
 			c.srv.stats.connections.Load(), c.srv.stats.commands.Load(), c.srv.stats.rejected.Load(),
 			st.Channels, st.Patterns, st.ShardChannels, st.Published, st.Delivered, st.Dropped),
 	}
-	order := []string{"server", "clients", "stats"}
+	// A few fields of the sections a test harness reads on connect
+	// (ioredis waits on loading, harnesses look for cluster_enabled), each
+	// true of this server: nothing is loaded or saved, no replica, no
+	// cluster, no keys.
+	sections["persistence"] = fmt.Sprintf("# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:%d\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n", c.srv.started.Unix())
+	sections["replication"] = "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n"
+	sections["cluster"] = "# Cluster\r\ncluster_enabled:0\r\n"
+	sections["keyspace"] = "# Keyspace\r\n"
+	order := []string{"server", "clients", "persistence", "stats", "replication", "cluster", "keyspace"} // Redis's order
 	want := order
 	if len(args) > 1 {
 		want = nil
@@ -388,6 +397,8 @@ func cmdInfo(c *conn, w *resp.Writer, args []string) {
 				}
 			}
 		}
+		// Redis lists the sections asked for in its own order.
+		slices.SortFunc(want, func(x, y string) int { return slices.Index(order, x) - slices.Index(order, y) })
 	}
 	var b strings.Builder
 	for i, s := range want {

@@ -623,6 +623,47 @@ func TestWaitWithoutReplicasBlocksUntilTheClientLeaves(t *testing.T) {
 	assert.Error(t, err, "WAIT replied %v", v)
 }
 
+// Every INFO field we print is one redis-server prints in the same
+// section, and the sections come in Redis's order, whether asked for by
+// default, all, or by name.
+func TestInfoFieldsAreRedisFields(t *testing.T) {
+	redisAddr := redistest.Start(t)
+	ours := start(t, &Server{})
+	parse := func(info string) (order []string, fields map[string]map[string]bool) {
+		fields = map[string]map[string]bool{}
+		section := ""
+		for _, line := range strings.Split(info, "\r\n") {
+			if name, ok := strings.CutPrefix(line, "# "); ok {
+				section = strings.ToLower(name)
+				order = append(order, section)
+				fields[section] = map[string]bool{}
+			} else if name, _, ok := strings.Cut(line, ":"); ok {
+				fields[section][name] = true
+			}
+		}
+		return order, fields
+	}
+	for _, args := range [][]string{{"INFO"}, {"INFO", "all"}, {"INFO", "cluster", "server", "keyspace"}} {
+		red, our := redistest.Dial(t, redisAddr).Do(args...), redistest.Dial(t, ours).Do(args...)
+		redOrder, redFields := parse(red.Str)
+		ourOrder, ourFields := parse(our.Str)
+		require.NotEmpty(t, ourOrder, "%v", args)
+		i := 0
+		for _, section := range ourOrder {
+			for i < len(redOrder) && redOrder[i] != section {
+				i++
+			}
+			require.Less(t, i, len(redOrder), "%v: section %s out of Redis's order %v (ours: %v)", args, section, redOrder, ourOrder)
+			for field := range ourFields[section] {
+				if strings.HasPrefix(field, "pubsub_messages_") || field == "pubsub_clients" {
+					continue // the broker's own figures, and Redis 7.4's name for subscribed clients
+				}
+				assert.True(t, redFields[section][field], "%v: Redis has no field %s in section %s", args, field, section)
+			}
+		}
+	}
+}
+
 func TestZeroServerServesABrokerOfItsOwn(t *testing.T) {
 	ctx := context.Background()
 	srv := &Server{}
