@@ -59,7 +59,7 @@ func cmdClientTracking(c *conn, w *resp.Writer, args []string) {
 			next.noloop = true
 		case opt == "prefix" && more:
 			j++
-			next.prefixes = append(next.prefixes, args[j])
+			next.prefixes = append(next.prefixes, strings.Clone(args[j])) // kept: not a view of the command's buffer
 		default:
 			w.Error("ERR syntax error")
 			return
@@ -140,12 +140,12 @@ func (t *tracking) checkPrefixes(prefixes []string) (err string, refused bool) {
 	for i, p := range prefixes {
 		for _, q := range t.prefixes {
 			if overlap(q, p) {
-				return fmt.Sprintf("ERR Prefix '%s' overlaps with an existing prefix '%s'. Prefixes for a single client must not overlap.", p, q), true
+				return sanitize(fmt.Sprintf("ERR Prefix '%s' overlaps with an existing prefix '%s'. Prefixes for a single client must not overlap.", p, q)), true
 			}
 		}
 		for _, q := range prefixes[i+1:] {
 			if overlap(p, q) {
-				return fmt.Sprintf("ERR Prefix '%s' overlaps with another provided prefix '%s'. Prefixes for a single client must not overlap.", p, q), i == 0
+				return sanitize(fmt.Sprintf("ERR Prefix '%s' overlaps with another provided prefix '%s'. Prefixes for a single client must not overlap.", p, q)), i == 0
 			}
 		}
 	}

@@ -333,6 +333,7 @@ var scripts = map[string][]step{
 		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "x"),
 		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ab"),
 		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "y", "PREFIX", "yz"),
+		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "n\r\nl", "PREFIX", "n"), // the error names it without its line break
 		cmd("a", "CLIENT", "TRACKING", "ON", "BCAST"),
 		cmd("a", "CLIENT", "TRACKING", "ON", "OPTIN"),
 		cmd("a", "CLIENT", "TRACKINGINFO"),
