@@ -37,7 +37,7 @@ func FuzzCommands(f *testing.F) {
 		go func() { _, _ = io.Copy(io.Discard, client) }()
 		c := newConn(srv, pipe)
 		srv.mu.Lock()
-		srv.conns[c] = struct{}{}
+		srv.conns[c.id] = c
 		srv.mu.Unlock()
 		writerDone := make(chan struct{})
 		go func() { c.writeLoop(); close(writerDone) }()

@@ -97,7 +97,7 @@ func waitReaderDone(t *testing.T, srv *Server) {
 	waitFor(t, "a client's reader to end", func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
-		for c := range srv.conns {
+		for _, c := range srv.conns {
 			if c.running.Load() == 1 {
 				return true
 			}

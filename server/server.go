@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -88,7 +89,7 @@ type Server struct {
 	broker    *pubsub.Broker
 	ownBroker bool
 	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
+	conns     map[int64]*conn // by CLIENT ID
 	closed    bool
 	addr      net.Addr
 	wg        sync.WaitGroup // connection goroutines
@@ -156,7 +157,7 @@ func (s *Server) init() {
 		s.broker, s.ownBroker = pubsub.New(), true
 	}
 	s.listeners = make(map[net.Listener]struct{})
-	s.conns = make(map[*conn]struct{})
+	s.conns = make(map[int64]*conn)
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -228,7 +229,7 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	c := newConn(s, nc)
-	s.conns[c] = struct{}{}
+	s.conns[c.id] = c
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -244,7 +245,7 @@ func (s *Server) accept(nc net.Conn) {
 
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	delete(s.conns, c.id)
 	s.mu.Unlock()
 }
 
@@ -290,10 +291,7 @@ func (s *Server) stop(ctx context.Context) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := slices.Collect(maps.Values(s.conns))
 	s.mu.Unlock()
 
 	for _, c := range conns {
@@ -339,21 +337,13 @@ func (s *Server) DropClients() {
 func (s *Server) connByID(id int64) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c := range s.conns {
-		if c.id == id {
-			return c
-		}
-	}
-	return nil
+	return s.conns[id]
 }
 
 // connections returns the open connections in the order they came.
 func (s *Server) connections() []*conn {
 	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := slices.Collect(maps.Values(s.conns))
 	s.mu.Unlock()
 	slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
 	return conns
