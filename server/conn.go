@@ -67,6 +67,11 @@ type conn struct {
 	// invalidateAfterReply: the command running flushed (FLUSHALL), and
 	// this client's own invalidation follows its reply, as in Redis.
 	invalidateAfterReply bool
+	// subsChanged: the command run subscribed or unsubscribed; the reader
+	// reads what else has arrived before it writes the replies, so that
+	// another client's command that came later is less likely to run
+	// between this client's.
+	subsChanged bool
 	// caching: CLIENT CACHING was sent, for the command after it.
 	caching bool
 	inExec  bool            // EXEC is running the queued commands, which never block
@@ -104,7 +109,8 @@ type conn struct {
 	iov     net.Buffers     // reused to write writing with one writev
 	raw     syscall.RawConn // nc's, for writes that never block; nil if it has none
 
-	readDeadline bool // the reader set a read deadline; used only by the reader
+	readDeadline bool       // the reader set a read deadline; used only by the reader
+	rawRead      *rawReader // nil if raw is
 }
 
 type replyMode uint8
@@ -137,7 +143,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.pubCtx = context.WithValue(c.ctx, batchKey{}, &c.batch)
 	c.running.Store(2)
 	c.lastIO.Store(c.born.UnixNano())
-	c.rd = resp.NewRequestReader(idleReader{c})
+	if c.raw != nil {
+		c.rawRead = newRawReader(c.raw)
+	}
+	c.rd = resp.NewPooledRequestReader(idleReader{c}, &s.readBuffers)
 	c.rd.Authenticated = c.authed
 	c.rd.MaxQueryBuffer = s.limits.Load().maxQueryBuffer
 	return c
@@ -527,6 +536,12 @@ func (c *conn) readLoop() {
 			return
 		}
 		if c.rd.Buffered() == 0 { // the pipeline is done: write what it made
+			if c.subsChanged {
+				c.subsChanged = false
+				if c.rd.ReadMore() {
+					continue
+				}
+			}
 			c.flushNow()
 			c.batch.release()
 		}
@@ -569,7 +584,19 @@ var errIdle = errors.New("server: idle timeout")
 // never is.
 type idleReader struct{ c *conn }
 
-func (r idleReader) Read(p []byte) (int, error) {
+func (r idleReader) Read(p []byte) (int, error) { return r.read(p, nil) }
+
+// ReadLazily reads into in only once input has arrived, if the connection
+// is a socket (resp.LazyReader).
+func (r idleReader) ReadLazily(in *resp.Input) (int, error) {
+	if r.c.rawRead == nil {
+		return r.read(in.Take(), nil)
+	}
+	return r.read(nil, in)
+}
+
+// read reads into p, or into in through the raw connection.
+func (r idleReader) read(p []byte, in *resp.Input) (int, error) {
 	c := r.c
 	for {
 		timeout := c.srv.limits.Load().idleTimeout
@@ -587,7 +614,13 @@ func (r idleReader) Read(p []byte) (int, error) {
 			_ = c.nc.SetReadDeadline(time.Time{})
 			c.readDeadline = false
 		}
-		n, err := c.nc.Read(p)
+		var n int
+		var err error
+		if in != nil {
+			n, err = c.rawRead.readInto(in)
+		} else {
+			n, err = c.nc.Read(p)
+		}
 		if n > 0 {
 			c.lastIO.Store(time.Now().UnixNano())
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gopherpubsub/pubsub"
+	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
 // Defaults of the Server's limits, as Redis's defaults.
@@ -75,14 +76,17 @@ type Server struct {
 	// Logger receives connection errors; nil means slog.Default().
 	Logger *slog.Logger
 
-	nextID    atomic.Int64
-	started   time.Time
-	limits    atomic.Pointer[limits] // resolved from the fields by init
-	flusher   *flusher
-	chunks    sync.Pool // output chunks (see outQueue)
-	stats     serverStats
-	tableOnce sync.Once
-	commands  *commandTable
+	nextID  atomic.Int64
+	started time.Time
+	limits  atomic.Pointer[limits] // resolved from the fields by init
+	flusher *flusher
+	chunks  sync.Pool // output chunks (see outQueue)
+	// readBuffers are the connections' read buffers (*resp.ReadBuffer),
+	// each held only while it has unparsed input.
+	readBuffers sync.Pool
+	stats       serverStats
+	tableOnce   sync.Once
+	commands    *commandTable
 
 	mu sync.Mutex
 	// guards the fields below
@@ -151,6 +155,7 @@ func (s *Server) init() {
 	s.started = time.Now()
 	s.limits.Store(s.resolveLimits())
 	s.chunks.New = func() any { return new([outChunk]byte) }
+	s.readBuffers.New = func() any { return new(resp.ReadBuffer) }
 	s.flusher = newFlusher()
 	s.broker = s.Broker
 	if s.broker == nil {
@@ -189,6 +194,18 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 	}()
 
+	errc := make(chan error, 1)
+	go s.acceptFrom(ln, errc)
+	return <-errc
+}
+
+// acceptFrom accepts connections on ln until it fails, then sends why on
+// errc. One goroutine accepts at a time: the one that accepts a
+// connection starts the next acceptor and goes on to read that
+// connection's commands itself, so that its first command runs without
+// waiting for another goroutine to be scheduled, as soon after the
+// accept as in Redis's event loop.
+func (s *Server) acceptFrom(ln net.Listener, errc chan<- error) {
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -197,7 +214,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			closed := s.closed
 			s.mu.Unlock()
 			if closed {
-				return ErrServerClosed
+				errc <- ErrServerClosed
+				return
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -205,19 +223,28 @@ func (s *Server) Serve(ln net.Listener) error {
 				time.Sleep(backoff)
 				continue
 			}
-			return err
+			errc <- err
+			return
 		}
 		backoff = 0
-		s.accept(nc)
+		if c := s.accept(nc); c != nil {
+			go s.acceptFrom(ln, errc)
+			defer s.wg.Done()
+			defer c.exited()
+			c.readLoop()
+			return
+		}
 	}
 }
 
-func (s *Server) accept(nc net.Conn) {
+// accept registers nc as a client and starts its writer, or refuses it
+// (nil) once the Server is closed or full. The caller runs its reader.
+func (s *Server) accept(nc net.Conn) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		nc.Close()
-		return
+		return nil
 	}
 	s.stats.connections.Add(1)
 	if len(s.conns) >= s.limits.Load().maxClients {
@@ -226,7 +253,7 @@ func (s *Server) accept(nc net.Conn) {
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
 		nc.Close()
-		return
+		return nil
 	}
 	c := newConn(s, nc)
 	s.conns[c.id] = c
@@ -234,13 +261,9 @@ func (s *Server) accept(nc net.Conn) {
 	go func() {
 		defer s.wg.Done()
 		defer c.exited()
-		c.readLoop()
-	}()
-	go func() {
-		defer s.wg.Done()
-		defer c.exited()
 		c.writeLoop()
 	}()
+	return c
 }
 
 func (s *Server) forget(c *conn) {

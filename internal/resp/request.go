@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 )
 
 // Limits Redis applies to requests (src/server.h, src/networking.c).
@@ -42,7 +43,7 @@ const maxKeptArgs = 1024
 // arrays of bulk strings, or inline commands (what telnet and redis-cli's
 // inline mode send). It is not safe for concurrent use.
 type RequestReader struct {
-	br *bufio.Reader
+	br Input
 	// Authenticated lifts the request limits Redis applies to clients that
 	// have not authenticated yet. The server sets it.
 	Authenticated bool
@@ -55,14 +56,31 @@ type RequestReader struct {
 	args []string // reused by ReadCommand
 }
 
-// NewRequestReader returns a RequestReader reading from r.
+// NewRequestReader returns a RequestReader reading from r, with a read
+// buffer of its own, made on the first read.
 func NewRequestReader(r io.Reader) *RequestReader {
-	return &RequestReader{br: bufio.NewReaderSize(r, 64<<10), Authenticated: true}
+	return NewPooledRequestReader(r, nil)
+}
+
+// NewPooledRequestReader returns a RequestReader reading from r, with read
+// buffers taken from pool (of *ReadBuffer): if r is a LazyReader, one is
+// held only while unparsed bytes are in it.
+func NewPooledRequestReader(r io.Reader, pool *sync.Pool) *RequestReader {
+	rr := &RequestReader{Authenticated: true}
+	rr.br.src, rr.br.pool = r, pool
+	rr.br.lazy, _ = r.(LazyReader)
+	return rr
 }
 
 // Buffered reports whether more input is already buffered, so that a
 // server can flush its replies only once a pipeline has been consumed.
 func (r *RequestReader) Buffered() int { return r.br.Buffered() }
+
+// ReadMore reads what has already arrived from a LazyReader, without
+// waiting for more, and reports whether anything had: a server that
+// reads again before it writes its replies, as Redis's event loop does,
+// runs a client's commands that followed closely one after the other.
+func (r *RequestReader) ReadMore() bool { return r.br.readMore() }
 
 // ReadCommand returns the next command's arguments. An empty command (an
 // empty inline line or "*0") returns an empty slice and no error, as Redis
@@ -288,8 +306,8 @@ func (r *RequestReader) parseBuffered() ([]string, bool) {
 // come).
 func (r *RequestReader) readLargeBulk(size int64) (string, error) {
 	var b strings.Builder
-	b.Grow(int(min(size, 2*int64(r.br.Size()))))
-	if _, err := io.CopyN(&b, r.br, size); err != nil {
+	b.Grow(int(min(size, 2*ReadBufferSize)))
+	if _, err := io.CopyN(&b, &r.br, size); err != nil {
 		return "", unexpectedEOF(err)
 	}
 	if _, err := r.br.Discard(2); err != nil {
