@@ -32,10 +32,10 @@ type LazyReader interface {
 // pool only while it is needed. A slice it returns is valid until the
 // next call.
 type Input struct {
-	src  io.Reader
-	lazy LazyReader // src, if it is one
-	pool *sync.Pool // of *ReadBuffer; nil: the buffer is kept
-	buf  *ReadBuffer
+	src    io.Reader
+	lazy   LazyReader // src, if it is one
+	pool   *sync.Pool // of *ReadBuffer; nil: the buffer is kept
+	buf    *ReadBuffer
 	r, w   int // buf[r:w] is unread
 	err    error
 	noWait bool // a LazyReader must not wait: ReadMore
