@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gopherpubsub/pubsub/internal/redistest"
+	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
 // BenchmarkPipelinedPublish measures the server's cost per command: one
@@ -40,5 +45,60 @@ func BenchmarkPipelinedPublish(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cmds/s")
 		})
+	}
+}
+
+// BenchmarkOrderAcrossConnections counts how often a command that came
+// later on one connection takes effect before commands that came earlier
+// on another, beside redis-server on the same input (its single event loop
+// never reorders them; this server runs connections in parallel). Each op
+// opens a fresh connection A and sends, without reading:
+//
+//   - unsubscribe: SSUBSCRIBE x y z, SUNSUBSCRIBE x on A, then SPUBLISH x
+//     on an open connection B: Redis answers 0;
+//   - subscribe: SUBSCRIBE x on A, then PUBLISH x on B: Redis answers 1
+//     unless A's command was still unread when B's came (its accept and
+//     its first read fall in different event-loop turns).
+//
+// It reports the answers that differ from those, per 1,000 ops.
+func BenchmarkOrderAcrossConnections(b *testing.B) {
+	servers := []struct{ name, addr string }{{"pubsubd", start(b, &Server{})}}
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		servers = append(servers, struct{ name, addr string }{"redis", redistest.Start(b)})
+	}
+	for _, sc := range []struct{ name, want string }{{"unsubscribe", ":0"}, {"subscribe", ":1"}} {
+		for _, srv := range servers {
+			b.Run(sc.name+"/"+srv.name, func(b *testing.B) {
+				pub, err := net.Dial("tcp", srv.addr)
+				require.NoError(b, err)
+				defer pub.Close()
+				replies := bufio.NewReader(pub)
+				reordered := 0
+				for i := range b.N {
+					a, err := net.Dial("tcp", srv.addr)
+					require.NoError(b, err)
+					ch := "{s}" + strconv.Itoa(i)
+					publish := "PUBLISH"
+					if sc.name == "unsubscribe" {
+						_, err = a.Write(resp.AppendCommand(nil, "SSUBSCRIBE", ch, ch+"y", ch+"z"))
+						require.NoError(b, err)
+						_, err = a.Write(resp.AppendCommand(nil, "SUNSUBSCRIBE", ch))
+						publish = "SPUBLISH"
+					} else {
+						_, err = a.Write(resp.AppendCommand(nil, "SUBSCRIBE", ch))
+					}
+					require.NoError(b, err)
+					_, err = pub.Write(resp.AppendCommand(nil, publish, ch, "x"))
+					require.NoError(b, err)
+					line, err := replies.ReadString('\n')
+					require.NoError(b, err)
+					if strings.TrimSpace(line) != sc.want {
+						reordered++
+					}
+					a.Close()
+				}
+				b.ReportMetric(1000*float64(reordered)/float64(b.N), "reordered/1000")
+			})
+		}
 	}
 }
