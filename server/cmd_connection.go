@@ -112,7 +112,7 @@ func cmdReset(c *conn, w *resp.Writer, _ []string) {
 	sub := c.sub
 	c.sub, c.subCount, c.shardCount = nil, 0, 0
 	c.proto = 2
-	c.authed = c.srv.Password == ""
+	c.authed = c.srv.limits.Load().password == ""
 	c.rd.Authenticated = c.authed
 	c.name, c.db = "", 0
 	c.track = tracking{}
@@ -198,7 +198,7 @@ func cmdHello(c *conn, w *resp.Writer, args []string) {
 
 // checkPassword authenticates the connection, or queues Redis's error.
 func (c *conn) checkPassword(w *resp.Writer, user, pass string) bool {
-	if c.srv.Password == "" {
+	if c.srv.limits.Load().password == "" {
 		if user == "default" {
 			c.mu.Lock()
 			c.authed = true
@@ -208,7 +208,7 @@ func (c *conn) checkPassword(w *resp.Writer, user, pass string) bool {
 		w.Error("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	}
-	if user != "default" || pass != c.srv.Password {
+	if user != "default" || pass != c.srv.limits.Load().password {
 		w.Error("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	}
@@ -228,7 +228,7 @@ func cmdAuth(c *conn, w *resp.Writer, args []string) {
 	if len(args) == 3 {
 		user = args[1]
 	}
-	if c.srv.Password == "" && len(args) == 2 {
+	if c.srv.limits.Load().password == "" && len(args) == 2 {
 		w.Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 		return
 	}

@@ -219,8 +219,5 @@ func cmdPubsubHelp(c *conn, w *resp.Writer, _ []string) {
 		"HELP",
 		"    Print this help.",
 	}
-	w.Array(len(lines))
-	for _, l := range lines {
-		w.Simple(l)
-	}
+	writeHelp(w, lines)
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"fmt"
-	"github.com/gopherpubsub/pubsub"
 	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
@@ -30,9 +29,17 @@ func serverCommands() []*command {
 	cmd.arity, cmd.run = -1, cmdCommandInfo
 	return []*command{
 		cmd,
-		container("config", "Read the server's configuration.", g, "2.0.0",
+		container("config", "Read and change the server's configuration.", g, "2.0.0",
 			&command{name: "config|get", arity: -3, run: cmdConfigGet, since: "2.0.0",
 				summary: "Return the configuration parameters matching the given patterns."},
+			&command{name: "config|set", arity: -4, run: cmdConfigSet, since: "2.0.0",
+				summary: "Set configuration parameters, all or none: those that mean something here take effect at once."},
+			&command{name: "config|resetstat", arity: 2, run: cmdConfigResetStat, since: "2.0.0",
+				summary: "Reset the figures INFO reports."},
+			&command{name: "config|rewrite", arity: 2, run: cmdConfigRewrite, since: "2.8.0",
+				summary: "Refused: there is no configuration file."},
+			&command{name: "config|help", arity: 2, run: cmdConfigHelp, since: "5.0.0",
+				summary: "Describe the CONFIG subcommands."},
 		),
 		{name: "info", arity: -1, run: cmdInfo, group: g, since: "1.0.0",
 			summary: "Report the server's state and figures."},
@@ -313,52 +320,6 @@ func writeCommandInfo(w *resp.Writer, cmd *command) {
 	for _, name := range subs {
 		writeCommandInfo(w, cmd.subs[name])
 	}
-}
-
-func cmdConfigGet(c *conn, w *resp.Writer, args []string) {
-	lim := c.srv.limits.Load()
-	params := [][2]string{
-		{"databases", "16"},
-		{"maxclients", strconv.Itoa(lim.maxClients)},
-		{"timeout", strconv.Itoa(int(lim.idleTimeout.Seconds()))},
-		{"client-output-buffer-limit", "normal " + outputLimitText(lim.output[classNormal]) + " slave 268435456 67108864 60 pubsub " + outputLimitText(lim.output[classPubSub])},
-		{"notify-keyspace-events", ""},
-		// What redis-benchmark asks for at start, warning without them:
-		// nothing is ever saved.
-		{"save", ""},
-		{"appendonly", "no"},
-	}
-	// As Redis's configGetCommand: a name without glob characters is looked
-	// up (case-insensitively) and echoed as the client wrote it; a pattern
-	// matches in nocase mode and yields the parameters' own names; a
-	// parameter is listed once, under the first spelling that found it.
-	var match [][2]string
-	seen := func(name string) bool {
-		return slices.ContainsFunc(match, func(m [2]string) bool { return strings.EqualFold(m[0], name) })
-	}
-	for _, pattern := range args[2:] {
-		if !strings.ContainsAny(pattern, "[*?") {
-			if i := slices.IndexFunc(params, func(p [2]string) bool { return strings.EqualFold(p[0], pattern) }); i >= 0 && !seen(pattern) {
-				match = append(match, [2]string{pattern, params[i][1]})
-			}
-			continue
-		}
-		for _, p := range params {
-			if !seen(p[0]) && pubsub.MatchFold(pattern, p[0]) {
-				match = append(match, p)
-			}
-		}
-	}
-	w.Map(len(match))
-	for _, p := range match {
-		w.Bulk(p[0])
-		w.Bulk(p[1])
-	}
-}
-
-// outputLimitText writes one class's limit as CONFIG GET does.
-func outputLimitText(l OutputLimit) string {
-	return fmt.Sprintf("%d %d %d", max(l.Hard, 0), max(l.Soft, 0), int(l.SoftPeriod.Seconds()))
 }
 
 func cmdInfo(c *conn, w *resp.Writer, args []string) {

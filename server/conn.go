@@ -134,7 +134,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		id:     s.nextID.Add(1),
 		born:   time.Now(),
 		proto:  2,
-		authed: s.Password == "",
+		authed: s.limits.Load().password == "",
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		raw:    rawConn(nc),
@@ -148,7 +148,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.rd = resp.NewPooledRequestReader(idleReader{c}, &s.readBuffers)
 	c.rd.Authenticated = c.authed
-	c.rd.MaxQueryBuffer = s.limits.Load().maxQueryBuffer
 	return c
 }
 
@@ -504,6 +503,9 @@ func (b *publishBatch) release() {
 func (c *conn) readLoop() {
 	defer c.finish()
 	for {
+		// CONFIG SET takes effect for the next command of every client.
+		lim := c.srv.limits.Load()
+		c.rd.MaxQueryBuffer, c.rd.MaxBulkLen = lim.maxQueryBuffer, lim.maxBulkLen
 		args, err := c.rd.ReadCommand()
 		if err != nil {
 			var pe *resp.ProtocolError

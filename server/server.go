@@ -78,13 +78,17 @@ type Server struct {
 
 	nextID  atomic.Int64
 	started time.Time
-	limits  atomic.Pointer[limits] // resolved from the fields by init
-	flusher *flusher
-	chunks  sync.Pool // output chunks (see outQueue)
+	limits  atomic.Pointer[limits] // resolved from the fields by init; CONFIG SET stores anew
+	// limitsMu is held by whoever stores limits anew.
+	limitsMu sync.Mutex
+	configs  configState
+	flusher  *flusher
+	chunks   sync.Pool // output chunks (see outQueue)
 	// readBuffers are the connections' read buffers (*resp.ReadBuffer),
 	// each held only while it has unparsed input.
 	readBuffers sync.Pool
 	stats       serverStats
+	statsBase   atomic.Pointer[pubsub.Stats] // the Broker's figures at CONFIG RESETSTAT
 	tableOnce   sync.Once
 	commands    *commandTable
 
@@ -111,8 +115,10 @@ type serverStats struct {
 type limits struct {
 	maxClients     int
 	maxQueryBuffer int64          // 0: none
-	output         [2]OutputLimit // by outputClass
+	maxBulkLen     int64          // proto-max-bulk-len
+	output         [3]OutputLimit // by outputClass
 	idleTimeout    time.Duration
+	password       string // "": none
 }
 
 // outputClass is a client's class for its output limit, as in Redis.
@@ -121,6 +127,7 @@ type outputClass uint8
 const (
 	classNormal outputClass = iota
 	classPubSub
+	classReplica // never a client here; CONFIG reports it
 )
 
 func (s *Server) resolveLimits() *limits {
@@ -128,6 +135,8 @@ func (s *Server) resolveLimits() *limits {
 		maxClients:     s.MaxClients,
 		maxQueryBuffer: s.MaxQueryBuffer,
 		idleTimeout:    s.IdleTimeout,
+		maxBulkLen:     resp.MaxBulkLen,
+		password:       s.Password,
 	}
 	if l.maxClients == 0 {
 		l.maxClients = DefaultMaxClients
@@ -139,6 +148,7 @@ func (s *Server) resolveLimits() *limits {
 		l.maxQueryBuffer = 0
 	}
 	l.output[classPubSub] = OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftPeriod: 60 * time.Second}
+	l.output[classReplica] = OutputLimit{Hard: 256 << 20, Soft: 64 << 20, SoftPeriod: 60 * time.Second}
 	if s.PubSubOutputLimit != nil {
 		l.output[classPubSub] = *s.PubSubOutputLimit
 	}
@@ -264,6 +274,15 @@ func (s *Server) accept(nc net.Conn) *conn {
 		c.writeLoop()
 	}()
 	return c
+}
+
+// resetStats starts INFO's figures again from 0, as CONFIG RESETSTAT.
+func (s *Server) resetStats() {
+	s.stats.connections.Store(0)
+	s.stats.commands.Store(0)
+	s.stats.rejected.Store(0)
+	st := s.broker.Stats()
+	s.statsBase.Store(&st)
 }
 
 func (s *Server) forget(c *conn) {

@@ -1,0 +1,267 @@
+// Command configgen asks a redis-server what each of its configuration
+// parameters is: its value on a server started with no configuration file,
+// whether CONFIG SET may change it, and what CONFIG SET accepts (a yes/no,
+// one of a list, an integer or a size within bounds, anything), by
+// setting values and reading the errors. It writes the table the server's
+// CONFIG answers from:
+//
+//	go run ./server/internal/configgen -o server/config_params.go
+//
+// It starts a redis-server of its own on a free loopback port and stops it
+// at the end; run it against the Redis the server matches (7.0.15).
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"go/format"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gopherpubsub/pubsub/internal/resp"
+)
+
+func main() {
+	out := flag.String("o", "config_params.go", "file to write")
+	flag.Parse()
+	port, err := freePort()
+	if err != nil {
+		log.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "configgen")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	c, err := dial(fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		log.Fatal(err)
+	}
+	version := c.do("INFO", "server").Str
+	version = regexp.MustCompile(`redis_version:(\S+)`).FindStringSubmatch(version)[1]
+
+	all := c.do("CONFIG", "GET", "*")
+	var params []param
+	for i := 0; i+1 < len(all.Elems); i += 2 {
+		params = append(params, param{name: all.Elems[i].Str, value: all.Elems[i+1].Str})
+	}
+	// What this run chose, not Redis's default: the server fills these in.
+	runtime := map[string]bool{"port": true, "bind": true, "dir": true}
+	slices.SortFunc(params, func(a, b param) int { return strings.Compare(a.name, b.name) })
+	for i := range params {
+		probe(c, &params[i])
+	}
+	for i := range params {
+		findAlias(c, params, &params[i])
+	}
+	for i := range params {
+		if runtime[params[i].name] {
+			params[i].value = ""
+		}
+	}
+	src := render(version, params)
+	formatted, err := format.Source(src)
+	if err != nil {
+		os.WriteFile(*out, src, 0o644)
+		log.Fatalf("formatting: %v", err)
+	}
+	if err := os.WriteFile(*out, formatted, 0o644); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type param struct {
+	name, value string
+	kind        string // "immutable", "protected", "bool", "enum", "int", "memory", "string", "special"
+	enum        []string
+	min, max    string // bounds of an int or a memory value, as Redis writes them
+	alias       string // another name of the same parameter
+}
+
+// findAlias sets p.alias to the parameter that changes with p, if any.
+func findAlias(c *conn, params []param, p *param) {
+	var other string
+	switch p.kind {
+	case "string":
+		other = "configgen-probe"
+	case "bool":
+		other = map[string]string{"yes": "no", "no": "yes"}[p.value]
+	case "enum":
+		for _, e := range p.enum {
+			if e != p.value {
+				other = e
+				break
+			}
+		}
+	case "int", "memory":
+		v, err := strconv.ParseInt(p.value, 10, 64)
+		if err != nil {
+			return
+		}
+		if p.max == "" || strconv.FormatInt(v, 10) != p.max {
+			other = strconv.FormatInt(v+1, 10)
+		} else {
+			other = strconv.FormatInt(v-1, 10)
+		}
+	}
+	if other == "" || p.name == "port" || p.name == "bind" {
+		return
+	}
+	if r := c.do("CONFIG", "SET", p.name, other); r.Type == '-' {
+		return
+	}
+	all := c.do("CONFIG", "GET", "*")
+	c.do("CONFIG", "SET", p.name, p.value)
+	for i := 0; i+1 < len(all.Elems); i += 2 {
+		name := all.Elems[i].Str
+		if name == p.name {
+			continue
+		}
+		for _, q := range params {
+			if q.name == name && q.value != all.Elems[i+1].Str {
+				p.alias = name
+			}
+		}
+	}
+}
+
+var (
+	reEnum   = regexp.MustCompile(`argument\(s\) must be one of the following: (.*)$`)
+	reBounds = regexp.MustCompile(`argument must be between (-?\d+) and (-?\d+) inclusive$`)
+)
+
+// probe classifies p by what CONFIG SET says of values that reveal it,
+// putting the value back after each.
+func probe(c *conn, p *param) {
+	restore := func() {
+		if r := c.do("CONFIG", "SET", p.name, p.value); r.Type == '-' {
+			log.Printf("%s: cannot restore %q: %s", p.name, p.value, r.Str)
+		}
+	}
+	errText := func(r resp.Value) string {
+		if r.Type != '-' {
+			return ""
+		}
+		_, msg, _ := strings.Cut(r.Str, ") - ")
+		return msg
+	}
+	r := c.do("CONFIG", "SET", p.name, p.value)
+	switch {
+	case strings.HasSuffix(r.Str, "can't set immutable config"):
+		p.kind = "immutable"
+		return
+	case strings.HasSuffix(r.Str, "can't set protected config"):
+		p.kind = "protected"
+		return
+	}
+	msg := errText(c.do("CONFIG", "SET", p.name, "configgen-probe"))
+	restore()
+	switch {
+	case msg == "":
+		p.kind = "string"
+	case strings.HasSuffix(msg, "argument must be 'yes' or 'no'"):
+		p.kind = "bool"
+	case reEnum.MatchString(msg):
+		p.kind = "enum"
+		p.enum = strings.Split(reEnum.FindStringSubmatch(msg)[1], ", ")
+	case strings.HasSuffix(msg, "argument couldn't be parsed into an integer"):
+		p.kind = "int"
+		p.min, p.max = bounds(c, p, "-9223372036854775808", "9223372036854775807")
+	case strings.HasSuffix(msg, "argument must be a memory value"):
+		p.kind = "memory"
+		p.min, p.max = bounds(c, p, "0", "9223372036854775807", "18446744073709551615")
+	default:
+		p.kind = "special"
+	}
+}
+
+// bounds returns the bounds Redis names when a value past them is set.
+func bounds(c *conn, p *param, values ...string) (string, string) {
+	for _, v := range values {
+		r := c.do("CONFIG", "SET", p.name, v)
+		if r.Type != '-' {
+			c.do("CONFIG", "SET", p.name, p.value)
+			continue
+		}
+		if m := reBounds.FindStringSubmatch(r.Str); m != nil {
+			return m[1], m[2]
+		}
+	}
+	return "", ""
+}
+
+func render(version string, params []param) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "// Code generated by go run ./server/internal/configgen against redis-server %s; DO NOT EDIT.\n\n", version)
+	b.WriteString("package server\n\n")
+	fmt.Fprintf(&b, "// redisParams are redis-server %s's configuration parameters, each with\n", version)
+	b.WriteString("// its value on a server started without a configuration file and what\n// CONFIG SET accepts for it.\n")
+	b.WriteString("var redisParams = []redisParam{\n")
+	for _, p := range params {
+		fmt.Fprintf(&b, "\t{name: %q, value: %q, kind: param%s", p.name, p.value, strings.ToUpper(p.kind[:1])+p.kind[1:])
+		if len(p.enum) > 0 {
+			fmt.Fprintf(&b, ", enum: %#v", p.enum)
+		}
+		if p.min != "" {
+			fmt.Fprintf(&b, ", min: %s, max: %s", p.min, p.max)
+		}
+		if p.alias != "" {
+			fmt.Fprintf(&b, ", alias: %q", p.alias)
+		}
+		b.WriteString("},\n")
+	}
+	b.WriteString("}\n")
+	return []byte(b.String())
+}
+
+type conn struct {
+	nc net.Conn
+	rd *resp.Reader
+	w  *bufio.Writer
+}
+
+func dial(addr string) (*conn, error) {
+	var nc net.Conn
+	var err error
+	for range 100 {
+		if nc, err = net.Dial("tcp", addr); err == nil {
+			return &conn{nc: nc, rd: resp.NewReader(nc), w: bufio.NewWriter(nc)}, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, err
+}
+
+func (c *conn) do(args ...string) resp.Value {
+	c.w.Write(resp.AppendCommand(nil, args...))
+	if err := c.w.Flush(); err != nil {
+		log.Fatal(err)
+	}
+	v, err := c.rd.ReadValue()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return v
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
