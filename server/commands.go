@@ -84,6 +84,9 @@ func (c *conn) run(args []string) (quit bool) {
 	w := &c.reply // reused: a reply is copied into the output queue
 	w.Buf = w.Buf[:0]
 	c.dispatch(w, args)
+	if len(w.Buf) > 0 && w.Buf[0] == '-' {
+		c.srv.countError(w.Buf)
+	}
 	c.flushReply(w)
 	if c.invalidateAfterReply {
 		c.invalidateAfterReply = false

@@ -228,3 +228,44 @@ func TestConfigSetTakesEffect(t *testing.T) {
 		require.Equal(t, "OK", admin.Do("CONFIG", "SET", "proto-max-bulk-len", "512mb").Str)
 	})
 }
+
+// infoField returns one field of an INFO reply.
+func infoField(t *testing.T, info, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return v
+		}
+	}
+	t.Fatalf("no field %s in INFO", name)
+	return ""
+}
+
+// INFO's figures are what happened: bytes in and out, errors by kind;
+// CONFIG RESETSTAT starts them again from 0.
+func TestInfoCountsAndResetStat(t *testing.T) {
+	addr := start(t, &Server{})
+	c := redistest.Dial(t, addr)
+	info := func() string { return c.Do("INFO", "stats", "errorstats").Str }
+	num := func(info, name string) int64 {
+		n, err := strconv.ParseInt(infoField(t, info, name), 10, 64)
+		require.NoError(t, err)
+		return n
+	}
+	before := info()
+	require.Equal(t, byte('-'), c.Do("AUTH", "x").Type)
+	require.Equal(t, "PONG", c.Do("PING").Str)
+	after := info()
+	infoCmd := len(resp.AppendCommand(nil, "INFO", "stats", "errorstats"))
+	assert.Equal(t, int64(infoCmd+len(resp.AppendCommand(nil, "AUTH", "x"))+len(resp.AppendCommand(nil, "PING"))),
+		num(after, "total_net_input_bytes")-num(before, "total_net_input_bytes"))
+	assert.Equal(t, int64(1), num(after, "total_error_replies")-num(before, "total_error_replies"))
+	assert.Equal(t, "count=1", infoField(t, after, "errorstat_ERR"))
+
+	require.Equal(t, "OK", c.Do("CONFIG", "RESETSTAT").Str)
+	reset := info()
+	assert.Equal(t, int64(0), num(reset, "total_error_replies"))
+	assert.NotContains(t, reset, "errorstat_")
+	assert.Equal(t, int64(infoCmd), num(reset, "total_net_input_bytes"), "only the INFO since")
+	assert.LessOrEqual(t, num(reset, "total_commands_processed"), int64(2))
+}

@@ -56,6 +56,11 @@ type conn struct {
 	running atomic.Int32
 	// flushPending: the flusher will write this connection's output.
 	flushPending atomic.Bool
+	// io is what was read and written, queryBuffered the bytes read and
+	// not yet run, blocked whether a command waits (WAIT): for INFO.
+	io            ioCounts
+	queryBuffered atomic.Int64
+	blocked       atomic.Int32
 
 	// Used only by the reader goroutine.
 	multi     *multiState
@@ -277,6 +282,8 @@ func (c *conn) wroteLocked(n int) {
 		return
 	}
 	c.lastIO.Store(time.Now().UnixNano())
+	c.io.outBytes.Add(int64(n))
+	c.io.writes.Add(1)
 	c.mu.Lock()
 	c.out.taken -= int64(n)
 	c.mu.Unlock()
@@ -507,6 +514,7 @@ func (c *conn) readLoop() {
 		lim := c.srv.limits.Load()
 		c.rd.MaxQueryBuffer, c.rd.MaxBulkLen = lim.maxQueryBuffer, lim.maxBulkLen
 		args, err := c.rd.ReadCommand()
+		c.queryBuffered.Store(int64(c.rd.Buffered()))
 		if err != nil {
 			var pe *resp.ProtocolError
 			if errors.As(err, &pe) {
@@ -625,6 +633,8 @@ func (r idleReader) read(p []byte, in *resp.Input) (int, error) {
 		}
 		if n > 0 {
 			c.lastIO.Store(time.Now().UnixNano())
+			c.io.inBytes.Add(int64(n))
+			c.io.reads.Add(1)
 		}
 		if n > 0 || !errors.Is(err, errDeadline) {
 			return n, err

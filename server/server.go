@@ -82,8 +82,10 @@ type Server struct {
 	// limitsMu is held by whoever stores limits anew.
 	limitsMu sync.Mutex
 	configs  configState
-	flusher  *flusher
-	chunks   sync.Pool // output chunks (see outQueue)
+	// infoState is what INFO reports beyond the counters above.
+	infoState infoState
+	flusher   *flusher
+	chunks    sync.Pool // output chunks (see outQueue)
 	// readBuffers are the connections' read buffers (*resp.ReadBuffer),
 	// each held only while it has unparsed input.
 	readBuffers sync.Pool
@@ -283,12 +285,14 @@ func (s *Server) resetStats() {
 	s.stats.rejected.Store(0)
 	st := s.broker.Stats()
 	s.statsBase.Store(&st)
+	s.resetInfo()
 }
 
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c.id)
 	s.mu.Unlock()
+	s.info().io.add(&c.io)
 }
 
 // Addr returns the address of the first listener Serve was given, or nil
