@@ -57,6 +57,10 @@ func connectionCommands() []*command {
 				summary: "Return the client id invalidations are redirected to."},
 			&command{name: "client|trackinginfo", arity: 2, run: cmdClientTrackinginfo, since: "6.2.0",
 				summary: "Describe the connection's tracking state."},
+			&command{name: "client|pause", arity: -3, run: cmdClientPause, since: "3.0.0",
+				summary: "Hold back every client's commands, or only PUBLISH and the others that write, for a time."},
+			&command{name: "client|unpause", arity: 2, run: cmdClientUnpause, since: "6.2.0",
+				summary: "End a pause at once."},
 		),
 	}
 }

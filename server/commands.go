@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -24,6 +25,9 @@ type command struct {
 	noAuth  bool   // allowed before authentication
 	pubsub  bool   // allowed in RESP2 subscribed mode
 	noQueue bool   // runs at once inside MULTI (EXEC, DISCARD, MULTI, QUIT, RESET)
+	// writes: what Redis's CLIENT PAUSE WRITE holds back (its write and
+	// may-replicate commands: PUBLISH, SPUBLISH, FLUSHALL, ...).
+	writes bool
 	// ns is the namespace of a command that exists once per namespace
 	// (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE; PUBLISH, SPUBLISH; ...).
 	ns pubsub.Namespace
@@ -65,7 +69,24 @@ func container(name, summary, group, since string, subs ...*command) *command {
 		c.subs[strings.TrimPrefix(s.name, name+"|")] = s
 		s.group = group
 	}
+	if _, ok := c.subs["help"]; !ok {
+		c.subs["help"] = &command{name: name + "|help", arity: 2, group: group, since: "5.0.0",
+			summary: "Describe the " + strings.ToUpper(name) + " subcommands.",
+			run:     func(_ *conn, w *resp.Writer, _ []string) { writeHelp(w, helpLines(c)) }}
+	}
 	return c
+}
+
+// helpLines are a container's HELP: each subcommand it serves and what it
+// does, in this project's words.
+func helpLines(c *command) []string {
+	lines := []string{strings.ToUpper(c.name) + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"}
+	for _, name := range slices.Sorted(maps.Keys(c.subs)) {
+		if name != "help" {
+			lines = append(lines, strings.ToUpper(name), "    "+c.subs[name].summary)
+		}
+	}
+	return append(lines, "HELP", "    Print this help.")
 }
 
 func newCommandTable() *commandTable {
@@ -148,10 +169,13 @@ func (c *conn) dispatch(w *resp.Writer, args []string) {
 	case proto == 2 && subscribed && !cmd.pubsub:
 		c.failMulti()
 		w.Error(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name))
-	case c.multi != nil && !cmd.noQueue:
-		c.multi.queued = append(c.multi.queued, slices.Clone(args))
-		w.Simple("QUEUED")
 	default:
+		c.waitWhilePaused(cmd)
+		if c.multi != nil && !cmd.noQueue {
+			c.multi.queued = append(c.multi.queued, slices.Clone(args))
+			w.Simple("QUEUED")
+			return
+		}
 		c.cmd = cmd
 		cmd.run(c, w, args)
 		c.cmd = nil

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -268,4 +269,68 @@ func TestInfoCountsAndResetStat(t *testing.T) {
 	assert.NotContains(t, reset, "errorstat_")
 	assert.Equal(t, int64(infoCmd), num(reset, "total_net_input_bytes"), "only the INFO since")
 	assert.LessOrEqual(t, num(reset, "total_commands_processed"), int64(2))
+}
+
+// CLIENT PAUSE holds back what Redis holds back, and lets the held
+// commands run in order once the pause ends.
+func TestClientPause(t *testing.T) {
+	addr := start(t, &Server{})
+	a, b := redistest.Dial(t, addr), redistest.Dial(t, addr)
+
+	t.Run("write", func(t *testing.T) {
+		require.Equal(t, "OK", a.Do("CLIENT", "PAUSE", "100000", "WRITE").Str)
+		assert.Equal(t, "PONG", b.Do("PING").Str, "not held")
+		assert.Equal(t, int64(0), b.Do("PUBSUB", "NUMSUB", "x").Elems[1].Int, "not held")
+		b.Send("PUBLISH", "x", "1") // held
+		b.Send("MULTI")
+		c := redistest.Dial(t, addr)
+		waitFor(t, "the PUBLISH to be held", func() bool {
+			return infoField(t, c.Do("INFO", "clients").Str, "blocked_clients") == "1"
+		})
+		assert.Equal(t, "OK", c.Do("CLIENT", "UNPAUSE").Str)
+		assert.Equal(t, int64(0), b.Read().Int, "the PUBLISH ran once the pause ended")
+		assert.Equal(t, "OK", b.Read().Str)
+		assert.Equal(t, "QUEUED", b.Do("PING").Str)
+		require.Equal(t, "OK", a.Do("CLIENT", "PAUSE", "100000", "WRITE").Str)
+		b.Send("EXEC") // held: PING queued only, so not held
+		assert.Equal(t, "PONG", b.Read().Elems[0].Str)
+		b.Send("FLUSHALL")
+		waitFor(t, "FLUSHALL to be held", func() bool {
+			return infoField(t, c.Do("INFO", "clients").Str, "blocked_clients") == "1"
+		})
+		assert.Equal(t, "OK", c.Do("CLIENT", "UNPAUSE").Str)
+		assert.Equal(t, "OK", b.Read().Str)
+	})
+	t.Run("all", func(t *testing.T) {
+		start := time.Now()
+		require.Equal(t, "OK", a.Do("CLIENT", "PAUSE", "300").Str)
+		b.Send("PING")
+		a.Send("CLIENT", "UNPAUSE") // held too, as in Redis
+		assert.Equal(t, "PONG", b.Read().Str)
+		assert.Equal(t, "OK", a.Read().Str)
+		// The pause ends 300 ms after the millisecond the server got it in.
+		assert.GreaterOrEqual(t, time.Since(start), 299*time.Millisecond, "nothing ran before the pause ended")
+	})
+}
+
+// Every command with subcommands answers HELP, listing each one it serves.
+func TestEveryContainerAnswersHelp(t *testing.T) {
+	srv := &Server{}
+	c := redistest.Dial(t, start(t, srv))
+	for name, cmd := range srv.table().cmds {
+		if cmd.subs == nil {
+			continue
+		}
+		help := c.Do(strings.ToUpper(name), "HELP")
+		require.Equal(t, byte('*'), help.Type, "%s HELP: %v", name, help)
+		var text []string
+		for _, l := range help.Elems {
+			text = append(text, l.Str)
+		}
+		for sub := range cmd.subs {
+			sub = strings.ToUpper(sub)
+			assert.True(t, slices.ContainsFunc(text, func(l string) bool { return l == sub || strings.HasPrefix(l, sub+" ") }),
+				"%s HELP lists %s", name, sub)
+		}
+	}
 }

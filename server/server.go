@@ -84,6 +84,7 @@ type Server struct {
 	configs  configState
 	// infoState is what INFO reports beyond the counters above.
 	infoState infoState
+	pauses    pauses // CLIENT PAUSE
 	flusher   *flusher
 	chunks    sync.Pool // output chunks (see outQueue)
 	// readBuffers are the connections' read buffers (*resp.ReadBuffer),
@@ -340,6 +341,7 @@ func (s *Server) stop(ctx context.Context) error {
 	conns := slices.Collect(maps.Values(s.conns))
 	s.mu.Unlock()
 
+	s.pauses.end(nil)
 	for _, c := range conns {
 		c.closeAfterFlush()
 	}
