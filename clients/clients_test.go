@@ -6,6 +6,7 @@ package clients_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,77 +94,54 @@ func TestGoRedis(t *testing.T) {
 	}
 }
 
-// rueidis and valkey-go with their defaults, client-side caching on: they
-// send CLIENT TRACKING ON OPTIN when they connect. A Receive returns when
-// the server drops its connection, and a new Receive subscribes again.
+// rueidis with its defaults, client-side caching on: it sends CLIENT
+// TRACKING ON OPTIN when it connects. Its Receive goes on across a
+// dropped connection: rueidis subscribes again by itself.
 func TestRueidis(t *testing.T) {
 	ctx := testContext(t)
 	srv := servertest.Run(t)
 	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}})
 	require.NoError(t, err)
 	t.Cleanup(client.Close)
+	exercise(t, ctx, srv, rueidisClient{client})
+}
 
-	got := make(chan string, 16)
-	receive := func(cmd rueidis.Completed) chan error {
-		done := make(chan error, 1)
-		go func() {
-			done <- client.Receive(ctx, cmd, func(m rueidis.PubSubMessage) { got <- m.Pattern + " " + m.Channel + " " + m.Message })
-		}()
-		return done
-	}
-	publish := func(cmd rueidis.Completed) int64 {
-		n, err := client.Do(ctx, cmd).AsInt64()
-		require.NoError(t, err)
-		return n
-	}
-	expect := func(want ...string) {
-		for _, w := range want {
-			select {
-			case m := <-got:
-				assert.Equal(t, w, m)
-			case <-ctx.Done():
-				t.Fatalf("no message %q", w)
-			}
-		}
-	}
-	subDone := receive(client.B().Subscribe().Channel("news").Build())
-	psubDone := receive(client.B().Psubscribe().Pattern("news.*").Build())
-	ssubDone := receive(client.B().Ssubscribe().Channel("orders").Build())
-	require.NoError(t, srv.WaitSubscribers(ctx, "news", 1))
-	require.NoError(t, srv.WaitPatterns(ctx, 1))
-	require.NoError(t, srv.WaitShardSubscribers(ctx, "orders", 1))
-	for _, payload := range []string{"1", "2", "3"} {
-		assert.Equal(t, int64(1), publish(client.B().Publish().Channel("news").Message(payload).Build()))
-	}
-	expect(" news 1", " news 2", " news 3")
-	assert.Equal(t, int64(1), publish(client.B().Publish().Channel("news.sport").Message("4").Build()))
-	expect("news.* news.sport 4")
-	assert.Equal(t, int64(1), publish(client.B().Spublish().Channel("orders").Message("5").Build()))
-	expect(" orders 5")
+type rueidisClient struct{ c rueidis.Client }
 
-	numSub, err := client.Do(ctx, client.B().PubsubNumsub().Channel("news", "none").Build()).AsIntMap()
-	require.NoError(t, err)
-	assert.Equal(t, map[string]int64{"news": 1, "none": 0}, numSub)
-	numPat, err := client.Do(ctx, client.B().PubsubNumpat().Build()).AsInt64()
-	require.NoError(t, err)
-	assert.Equal(t, int64(1), numPat)
+func (r rueidisClient) subscribe(ctx context.Context, k kind, name string, got chan<- string) <-chan error {
+	cmd := [...]rueidis.Completed{
+		channel: r.c.B().Subscribe().Channel(name).Build(),
+		pattern: r.c.B().Psubscribe().Pattern(name).Build(),
+		shard:   r.c.B().Ssubscribe().Channel(name).Build(),
+	}[k]
+	done := make(chan error, 1)
+	go func() {
+		done <- r.c.Receive(ctx, cmd, func(m rueidis.PubSubMessage) { got <- m.Pattern + " " + m.Channel + " " + m.Message })
+	}()
+	return done
+}
 
-	// rueidis reconnects a dropped subscription by itself: its Receive
-	// goes on, and the messages published once it is back arrive.
-	srv.DropClients()
-	require.NoError(t, srv.WaitSubscribers(ctx, "news", 1))
-	require.NoError(t, srv.WaitPatterns(ctx, 1))
-	require.NoError(t, srv.WaitShardSubscribers(ctx, "orders", 1))
-	assert.Equal(t, int64(1), publish(client.B().Publish().Channel("news").Message("after").Build()))
-	expect(" news after")
-
-	require.NoError(t, client.Do(ctx, client.B().Unsubscribe().Channel("news").Build()).Error())
-	require.NoError(t, client.Do(ctx, client.B().Punsubscribe().Pattern("news.*").Build()).Error())
-	require.NoError(t, client.Do(ctx, client.B().Sunsubscribe().Channel("orders").Build()).Error())
-	for _, done := range []chan error{subDone, psubDone, ssubDone} {
-		require.NoError(t, <-done)
+func (r rueidisClient) publish(ctx context.Context, k kind, ch, payload string) (int64, error) {
+	if k == shard {
+		return r.c.Do(ctx, r.c.B().Spublish().Channel(ch).Message(payload).Build()).AsInt64()
 	}
-	assert.Equal(t, int64(0), publish(client.B().Publish().Channel("news").Message("gone").Build()))
+	return r.c.Do(ctx, r.c.B().Publish().Channel(ch).Message(payload).Build()).AsInt64()
+}
+
+func (r rueidisClient) numSub(ctx context.Context, channels ...string) (map[string]int64, error) {
+	return r.c.Do(ctx, r.c.B().PubsubNumsub().Channel(channels...).Build()).AsIntMap()
+}
+
+func (r rueidisClient) numPat(ctx context.Context) (int64, error) {
+	return r.c.Do(ctx, r.c.B().PubsubNumpat().Build()).AsInt64()
+}
+
+func (r rueidisClient) unsubscribe(ctx context.Context, k kind, name string) error {
+	return r.c.Do(ctx, [...]rueidis.Completed{
+		channel: r.c.B().Unsubscribe().Channel(name).Build(),
+		pattern: r.c.B().Punsubscribe().Pattern(name).Build(),
+		shard:   r.c.B().Sunsubscribe().Channel(name).Build(),
+	}[k]).Error()
 }
 
 // valkey-go, rueidis's fork for Valkey, with the same defaults.
@@ -173,70 +151,191 @@ func TestValkeyGo(t *testing.T) {
 	client, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{srv.Addr()}})
 	require.NoError(t, err)
 	t.Cleanup(client.Close)
-
-	got := make(chan string, 16)
-	done := make(chan error, 1)
-	go func() {
-		done <- client.Receive(ctx, client.B().Psubscribe().Pattern("news.*").Build(), func(m valkey.PubSubMessage) {
-			got <- m.Channel + " " + m.Message
-		})
-	}()
-	shardDone := make(chan error, 1)
-	go func() {
-		shardDone <- client.Receive(ctx, client.B().Ssubscribe().Channel("orders").Build(), func(m valkey.PubSubMessage) {
-			got <- m.Channel + " " + m.Message
-		})
-	}()
-	require.NoError(t, srv.WaitPatterns(ctx, 1))
-	require.NoError(t, srv.WaitShardSubscribers(ctx, "orders", 1))
-	n, err := client.Do(ctx, client.B().Publish().Channel("news.sport").Message("goal").Build()).AsInt64()
-	require.NoError(t, err)
-	assert.Equal(t, int64(1), n)
-	n, err = client.Do(ctx, client.B().Spublish().Channel("orders").Message("5").Build()).AsInt64()
-	require.NoError(t, err)
-	assert.Equal(t, int64(1), n)
-	for _, want := range []string{"news.sport goal", "orders 5"} {
-		select {
-		case m := <-got:
-			assert.Equal(t, want, m)
-		case <-ctx.Done():
-			t.Fatalf("no message %q", want)
-		}
-	}
-	require.NoError(t, client.Do(ctx, client.B().Punsubscribe().Pattern("news.*").Build()).Error())
-	require.NoError(t, <-done)
-	require.NoError(t, client.Do(ctx, client.B().Sunsubscribe().Channel("orders").Build()).Error())
-	require.NoError(t, <-shardDone)
+	exercise(t, ctx, srv, valkeyClient{client})
 }
 
-// redigo: a plain RESP2 connection and its PubSubConn.
+type valkeyClient struct{ c valkey.Client }
+
+func (v valkeyClient) subscribe(ctx context.Context, k kind, name string, got chan<- string) <-chan error {
+	cmd := [...]valkey.Completed{
+		channel: v.c.B().Subscribe().Channel(name).Build(),
+		pattern: v.c.B().Psubscribe().Pattern(name).Build(),
+		shard:   v.c.B().Ssubscribe().Channel(name).Build(),
+	}[k]
+	done := make(chan error, 1)
+	go func() {
+		done <- v.c.Receive(ctx, cmd, func(m valkey.PubSubMessage) { got <- m.Pattern + " " + m.Channel + " " + m.Message })
+	}()
+	return done
+}
+
+func (v valkeyClient) publish(ctx context.Context, k kind, ch, payload string) (int64, error) {
+	if k == shard {
+		return v.c.Do(ctx, v.c.B().Spublish().Channel(ch).Message(payload).Build()).AsInt64()
+	}
+	return v.c.Do(ctx, v.c.B().Publish().Channel(ch).Message(payload).Build()).AsInt64()
+}
+
+func (v valkeyClient) numSub(ctx context.Context, channels ...string) (map[string]int64, error) {
+	return v.c.Do(ctx, v.c.B().PubsubNumsub().Channel(channels...).Build()).AsIntMap()
+}
+
+func (v valkeyClient) numPat(ctx context.Context) (int64, error) {
+	return v.c.Do(ctx, v.c.B().PubsubNumpat().Build()).AsInt64()
+}
+
+func (v valkeyClient) unsubscribe(ctx context.Context, k kind, name string) error {
+	return v.c.Do(ctx, [...]valkey.Completed{
+		channel: v.c.B().Unsubscribe().Channel(name).Build(),
+		pattern: v.c.B().Punsubscribe().Pattern(name).Build(),
+		shard:   v.c.B().Sunsubscribe().Channel(name).Build(),
+	}[k]).Error()
+}
+
+// redigo: plain RESP2 connections, a PubSubConn for channels and
+// patterns, the connection's own Receive for shard channels (PubSubConn
+// does not know them). redigo does not reconnect by itself: a
+// subscription loop dials again and subscribes again, as its users write
+// it.
 func TestRedigo(t *testing.T) {
 	ctx := testContext(t)
 	srv := servertest.Run(t)
-	subConn, err := gomodule.Dial("tcp", srv.Addr())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = subConn.Close() })
-	psc := gomodule.PubSubConn{Conn: subConn}
-	require.NoError(t, psc.Subscribe("news"))
-	confirm, ok := psc.Receive().(gomodule.Subscription)
-	require.True(t, ok)
-	assert.Equal(t, gomodule.Subscription{Kind: "subscribe", Channel: "news", Count: 1}, confirm)
+	pool := &gomodule.Pool{DialContext: func(ctx context.Context) (gomodule.Conn, error) {
+		return gomodule.DialContext(ctx, "tcp", srv.Addr())
+	}}
+	t.Cleanup(func() { _ = pool.Close() })
+	exercise(t, ctx, srv, &redigoClient{addr: srv.Addr(), pool: pool, subs: map[string]gomodule.Conn{}})
+}
 
-	pub, err := gomodule.DialContext(ctx, "tcp", srv.Addr())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = pub.Close() })
-	n, err := gomodule.Int(pub.Do("PUBLISH", "news", "hello"))
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	m, ok := psc.Receive().(gomodule.Message)
-	require.True(t, ok)
-	assert.Equal(t, "hello", string(m.Data))
+type redigoClient struct {
+	addr string
+	pool *gomodule.Pool // for commands: a dropped connection is dialled again on the next Get
 
-	require.NoError(t, psc.Unsubscribe("news"))
-	gone, ok := psc.Receive().(gomodule.Subscription)
-	require.True(t, ok)
-	assert.Equal(t, gomodule.Subscription{Kind: "unsubscribe", Channel: "news", Count: 0}, gone)
-	n, err = gomodule.Int(pub.Do("PUBLISH", "news", "nobody"))
-	require.NoError(t, err)
-	assert.Equal(t, 0, n)
+	mu   sync.Mutex
+	subs map[string]gomodule.Conn // each subscription's connection now
+}
+
+var redigoCommands = [...][2]string{channel: {"SUBSCRIBE", "UNSUBSCRIBE"}, pattern: {"PSUBSCRIBE", "PUNSUBSCRIBE"}, shard: {"SSUBSCRIBE", "SUNSUBSCRIBE"}}
+
+func (r *redigoClient) subscribe(ctx context.Context, k kind, name string, got chan<- string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			conn, err := gomodule.DialContext(ctx, "tcp", r.addr)
+			if err != nil {
+				select { // back off before dialling again, as a reconnecting client does
+				case <-time.After(10 * time.Millisecond):
+				case <-ctx.Done():
+				}
+				continue
+			}
+			r.mu.Lock()
+			r.subs[name] = conn
+			r.mu.Unlock()
+			if left, err := r.receive(conn, k, name, got); left || err == nil {
+				conn.Close()
+				done <- err
+				return
+			}
+			conn.Close() // dropped: dial again
+		}
+		done <- ctx.Err()
+	}()
+	return done
+}
+
+// receive subscribes on conn and delivers until the name is unsubscribed
+// (left) or the connection fails.
+func (r *redigoClient) receive(conn gomodule.Conn, k kind, name string, got chan<- string) (left bool, err error) {
+	if k != shard {
+		psc := gomodule.PubSubConn{Conn: conn}
+		if k == channel {
+			err = psc.Subscribe(name)
+		} else {
+			err = psc.PSubscribe(name)
+		}
+		for err == nil {
+			switch v := psc.Receive().(type) {
+			case gomodule.Message:
+				got <- v.Pattern + " " + v.Channel + " " + string(v.Data)
+			case gomodule.Subscription:
+				if v.Kind == "unsubscribe" || v.Kind == "punsubscribe" {
+					return true, nil
+				}
+			case error:
+				err = v
+			}
+		}
+		return false, err
+	}
+	if err := conn.Send("SSUBSCRIBE", name); err != nil {
+		return false, err
+	}
+	if err := conn.Flush(); err != nil {
+		return false, err
+	}
+	for {
+		push, err := gomodule.Values(conn.Receive())
+		if err != nil {
+			return false, err
+		}
+		var kind, ch string
+		var data []byte
+		if _, err := gomodule.Scan(push, &kind, &ch); err != nil {
+			return false, err
+		}
+		switch kind {
+		case "smessage":
+			if _, err := gomodule.Scan(push[2:], &data); err != nil {
+				return false, err
+			}
+			got <- " " + ch + " " + string(data)
+		case "sunsubscribe":
+			return true, nil
+		}
+	}
+}
+
+// do runs one command on a connection from the pool.
+func (r *redigoClient) do(ctx context.Context, cmd string, args ...any) (any, error) {
+	conn, err := r.pool.GetContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return gomodule.DoContext(conn, ctx, cmd, args...)
+}
+
+func (r *redigoClient) publish(ctx context.Context, k kind, ch, payload string) (int64, error) {
+	cmd := "PUBLISH"
+	if k == shard {
+		cmd = "SPUBLISH"
+	}
+	return gomodule.Int64(r.do(ctx, cmd, ch, payload))
+}
+
+func (r *redigoClient) numSub(ctx context.Context, channels ...string) (map[string]int64, error) {
+	return gomodule.Int64Map(r.do(ctx, "PUBSUB", append([]any{"NUMSUB"}, anys(channels)...)...))
+}
+
+func (r *redigoClient) numPat(ctx context.Context) (int64, error) {
+	return gomodule.Int64(r.do(ctx, "PUBSUB", "NUMPAT"))
+}
+
+func (r *redigoClient) unsubscribe(_ context.Context, k kind, name string) error {
+	r.mu.Lock()
+	conn := r.subs[name]
+	r.mu.Unlock()
+	if err := conn.Send(redigoCommands[k][1], name); err != nil {
+		return err
+	}
+	return conn.Flush()
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

@@ -18,7 +18,8 @@ import (
 
 // redis-py, Debian's python3-redis for /usr/bin/python3, with its defaults
 // (py/clients.py): subscriptions of all three kinds, counts, order,
-// introspection, unsubscribing.
+// introspection, reconnection after the server drops every client,
+// unsubscribing.
 func TestRedisPy(t *testing.T) {
 	const python = "/usr/bin/python3" // the interpreter Debian's python3-redis is for
 	_, err := os.Stat(python)
@@ -26,13 +27,8 @@ func TestRedisPy(t *testing.T) {
 	need(t, exec.Command(python, "-c", "import redis").Run() == nil, "the redis module is missing: install Debian's python3-redis")
 
 	srv := servertest.Run(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, python, "py/clients.py")
-	cmd.Env = append(os.Environ(), "PUBSUB_ADDR="+srv.Addr())
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "clients.py:\n%s", out)
-	require.Contains(t, string(out), "redis-py ok")
+	out := runScript(t, srv, "py", python, "clients.py")
+	require.Contains(t, out, "redis-py ok")
 }
 
 // redis-cli: a SUBSCRIBE streaming its messages, PUBLISH and PUBSUB from

@@ -115,7 +115,7 @@ func cmdReset(c *conn, w *resp.Writer, _ []string) {
 	c.mu.Lock()
 	sub := c.sub
 	c.sub, c.subCount, c.shardCount = nil, 0, 0
-	c.proto = 2
+	c.proto = c.srv.firstProtocol()
 	c.authed = c.srv.limits.Load().password == ""
 	c.rd.Authenticated = c.authed
 	c.name, c.db = "", 0
@@ -125,7 +125,7 @@ func cmdReset(c *conn, w *resp.Writer, _ []string) {
 		_ = sub.Close()
 	}
 	c.multi, c.replyMode, c.caching = nil, replyOn, false
-	w.Proto = 2
+	w.Proto = c.srv.firstProtocol()
 	w.Simple("RESET")
 }
 
@@ -137,7 +137,7 @@ func cmdHello(c *conn, w *resp.Writer, args []string) {
 			w.Error("ERR Protocol version is not an integer or out of range")
 			return
 		}
-		if v != 2 && v != 3 {
+		if (v != 2 && v != 3) || (c.srv.Protocol != 0 && int(v) != c.srv.Protocol) {
 			w.Error("NOPROTO unsupported protocol version")
 			return
 		}

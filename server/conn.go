@@ -138,7 +138,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		nc:     nc,
 		id:     s.nextID.Add(1),
 		born:   time.Now(),
-		proto:  2,
+		proto:  s.firstProtocol(),
 		authed: s.limits.Load().password == "",
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),

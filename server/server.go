@@ -12,6 +12,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -73,6 +74,12 @@ type Server struct {
 	// Redis's timeout does; subscribed clients are exempt, as in Redis. 0
 	// (the default, as in Redis) means never.
 	IdleTimeout time.Duration
+	// Protocol pins the RESP version: 2 serves RESP2 only (HELLO 3 gets
+	// Redis's NOPROTO error, so clients fall back as they do with a
+	// server older than Redis 6); 3 serves RESP3 only, from a client's
+	// first command, as if it had sent HELLO 3 (HELLO 2 gets NOPROTO). 0,
+	// the default, serves both, as Redis.
+	Protocol int
 	// Logger receives connection errors; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -178,6 +185,14 @@ func (s *Server) init() {
 	s.conns = make(map[int64]*conn)
 }
 
+// firstProtocol is a new connection's RESP version.
+func (s *Server) firstProtocol() int {
+	if s.Protocol == 3 {
+		return 3
+	}
+	return 2
+}
+
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
@@ -188,6 +203,10 @@ func (s *Server) logger() *slog.Logger {
 // Serve accepts connections on ln and serves each on its own goroutines
 // until Close or Shutdown, then returns ErrServerClosed. Serve closes ln.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.Protocol != 0 && s.Protocol != 2 && s.Protocol != 3 {
+		ln.Close()
+		return fmt.Errorf("%w: Protocol %d: want 0, 2 or 3", ErrBadConfig, s.Protocol)
+	}
 	s.mu.Lock()
 	s.init()
 	if s.closed {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gopherpubsub/pubsub/server"
 	"github.com/gopherpubsub/pubsub/servertest"
 )
 
@@ -86,4 +87,95 @@ func ExampleServer_DropClients() {
 	fmt.Println("receivers after the drop:", n)
 	// Output:
 	// receivers after the drop: 0
+}
+
+// readLine reads one reply line, without its CRLF.
+func readLine(r *bufio.Reader) string {
+	line, _ := r.ReadString('\n')
+	return strings.TrimRight(line, "\r\n")
+}
+
+// A server that wants a password, as one with Redis's requirepass:
+// commands are refused until the client authenticates.
+func ExampleWithPassword() {
+	srv, err := servertest.Start(servertest.WithPassword("s3cret"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+	nc, err := srv.Dial(context.Background(), "tcp", "")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	fmt.Fprint(nc, "PUBLISH orders x\r\n")
+	fmt.Println(readLine(r))
+	fmt.Fprint(nc, "AUTH s3cret\r\nPUBLISH orders x\r\n")
+	fmt.Println(readLine(r))
+	fmt.Println(readLine(r))
+	// Output:
+	// -NOAUTH Authentication required.
+	// +OK
+	// :0
+}
+
+// A RESP2-only server refuses HELLO 3, as a server older than Redis 6
+// would not know it: clients that try RESP3 first fall back to RESP2.
+func ExampleWithProtocol() {
+	srv, err := servertest.Start(servertest.WithProtocol(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+	nc, err := srv.Dial(context.Background(), "tcp", "")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	fmt.Fprint(nc, "HELLO 3\r\n")
+	fmt.Println(readLine(r))
+	// Output:
+	// -NOPROTO unsupported protocol version
+}
+
+// A subscriber that stops reading is disconnected once its unread
+// messages pass the pubsub output limit, as in Redis: a test of a slow
+// consumer sets a small limit rather than publish 32 MB.
+func ExampleWithOutputLimits() {
+	srv, err := servertest.Start(servertest.WithOutputLimits(server.OutputLimit{Hard: 64 << 10}, server.OutputLimit{}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	slow, err := srv.Dial(ctx, "tcp", "")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer slow.Close()
+	fmt.Fprint(slow, "SUBSCRIBE orders\r\n") // and never reads
+	if err := srv.WaitSubscribers(ctx, "orders", 1); err != nil {
+		fmt.Println(err)
+		return
+	}
+	payload := strings.Repeat("x", 16<<10)
+	gone := false
+	for range 10_000 { // 160 MB, if it were never disconnected
+		if n, _ := srv.Broker().Publish(ctx, "orders", payload); n == 0 {
+			gone = true
+			break
+		}
+	}
+	fmt.Println("the slow subscriber was disconnected:", gone)
+	// Output:
+	// the slow subscriber was disconnected: true
 }

@@ -23,10 +23,37 @@ import (
 	"github.com/gopherpubsub/pubsub/server"
 )
 
+// Option configures a server from Run or Start.
+type Option func(*server.Server)
+
+// WithPassword makes clients authenticate (AUTH or HELLO ... AUTH) with
+// password, as Redis's requirepass. Default: none.
+func WithPassword(password string) Option {
+	return func(s *server.Server) { s.Password = password }
+}
+
+// WithOutputLimits sets the client-output-buffer-limit of subscribed
+// clients (pubsub) and of the others (normal): a client whose unread
+// output passes a limit is disconnected, as in Redis. Default: Redis's,
+// "pubsub 32mb 8mb 60" and no limit for normal clients. A test of a slow
+// consumer sets a small pubsub limit.
+func WithOutputLimits(pubsub, normal server.OutputLimit) Option {
+	return func(s *server.Server) { s.PubSubOutputLimit, s.NormalOutputLimit = &pubsub, &normal }
+}
+
+// WithProtocol pins the RESP version: 2 serves RESP2 only (HELLO 3 is
+// refused, so a client falls back as it would with a server older than
+// Redis 6), 3 serves RESP3 only, from a client's first command. Default:
+// both, as Redis.
+func WithProtocol(version int) Option {
+	return func(s *server.Server) { s.Protocol = version }
+}
+
 // Server is a running server. Its methods are safe for concurrent use.
 type Server struct {
 	t    testing.TB // nil for a server from Start
 	addr string
+	opts []Option
 
 	mu sync.Mutex
 	// guards the fields below
@@ -40,9 +67,9 @@ type Server struct {
 
 // Run starts a server on a free loopback port and stops it when the test
 // ends.
-func Run(t testing.TB) *Server {
+func Run(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s, err := Start()
+	s, err := Start(opts...)
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
@@ -57,12 +84,19 @@ func Run(t testing.TB) *Server {
 
 // Start starts a server on a free loopback port for code with no
 // testing.TB (an Example, a TestMain); Close stops it.
-func Start() (*Server, error) {
+func Start(opts ...Option) (*Server, error) {
+	var probe server.Server
+	for _, opt := range opts {
+		opt(&probe)
+	}
+	if p := probe.Protocol; p != 0 && p != 2 && p != 3 {
+		return nil, fmt.Errorf("WithProtocol(%d): want 2 or 3", p)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s := &Server{addr: ln.Addr().String()}
+	s := &Server{addr: ln.Addr().String(), opts: opts}
 	s.serve(ln)
 	return s, nil
 }
@@ -70,6 +104,9 @@ func Start() (*Server, error) {
 func (s *Server) serve(ln net.Listener) {
 	b := pubsub.New()
 	srv := &server.Server{Broker: b}
+	for _, opt := range s.opts {
+		opt(srv)
+	}
 	mem := newMemListener()
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()

@@ -131,3 +131,20 @@ func TestDialInMemory(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	assert.True(t, ne.Timeout(), "a read past its deadline times out")
 }
+
+// The options hold across Restart, and a RESP3-only server speaks RESP3
+// from a client's first command.
+func TestOptions(t *testing.T) {
+	srv := servertest.Run(t, servertest.WithProtocol(3), servertest.WithPassword("pw"))
+	for range 2 {
+		c := redistest.Dial(t, srv.Addr())
+		assert.Equal(t, "NOAUTH Authentication required.", c.Do("PING").Str)
+		assert.Equal(t, "OK", c.Do("AUTH", "pw").Str)
+		assert.Equal(t, "NOPROTO unsupported protocol version", c.Do("HELLO", "2").Str)
+		c.Send("SUBSCRIBE", "x")
+		assert.Equal(t, byte('>'), c.Read().Type, "a RESP3 push, with no HELLO 3")
+		srv.Restart()
+	}
+	_, err := servertest.Start(servertest.WithProtocol(4))
+	assert.ErrorContains(t, err, "WithProtocol(4)")
+}
