@@ -339,3 +339,22 @@ func anys(ss []string) []any {
 	}
 	return out
 }
+
+// go-redis with its defaults (RESP3 first) against a RESP2-only server:
+// HELLO 3 is refused, go-redis falls back to RESP2, and Pub/Sub works.
+func TestGoRedisFallsBackToRESP2(t *testing.T) {
+	ctx := testContext(t)
+	srv := servertest.Run(t, servertest.WithProtocol(2))
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	info, err := rdb.ClientInfo(ctx).Result()
+	require.NoError(t, err)
+	assert.Equal(t, 2, info.Resp)
+	sub := rdb.Subscribe(ctx, "news")
+	t.Cleanup(func() { _ = sub.Close() })
+	require.NoError(t, srv.WaitSubscribers(ctx, "news", 1))
+	assert.Equal(t, int64(1), rdb.Publish(ctx, "news", "hi").Val())
+	m, err := sub.ReceiveMessage(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "hi", m.Payload)
+}
