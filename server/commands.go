@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gopherpubsub/pubsub"
 	"github.com/gopherpubsub/pubsub/internal/resp"
@@ -28,6 +29,10 @@ type command struct {
 	// writes: what Redis's CLIENT PAUSE WRITE holds back (its write and
 	// may-replicate commands: PUBLISH, SPUBLISH, FLUSHALL, ...).
 	writes bool
+	// unsupported: a Redis command this server does not serve, made for
+	// one call; it has no figures in INFO commandstats.
+	unsupported bool
+	stats       atomic.Pointer[cmdStats] // INFO commandstats, made on first use
 	// ns is the namespace of a command that exists once per namespace
 	// (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE; PUBLISH, SPUBLISH; ...).
 	ns pubsub.Namespace
@@ -105,9 +110,6 @@ func (c *conn) run(args []string) (quit bool) {
 	w := &c.reply // reused: a reply is copied into the output queue
 	w.Buf = w.Buf[:0]
 	c.dispatch(w, args)
-	if len(w.Buf) > 0 && w.Buf[0] == '-' {
-		c.srv.countError(w.Buf)
-	}
 	c.flushReply(w)
 	if c.invalidateAfterReply {
 		c.invalidateAfterReply = false
@@ -150,8 +152,21 @@ func (c *conn) flushReply(w *resp.Writer) {
 }
 
 func (c *conn) dispatch(w *resp.Writer, args []string) {
+	start := len(w.Buf)
+	c.runOne(w, args, start)
+	if len(w.Buf) > start && w.Buf[start] == '-' {
+		c.srv.countError(w.Buf[start:])
+	}
+}
+
+// runOne runs one command, or refuses it, writing its reply after
+// w.Buf[:start].
+func (c *conn) runOne(w *resp.Writer, args []string, start int) {
 	cmd, errMsg := c.srv.table().lookup(args)
 	if errMsg != "" {
+		if cmd != nil {
+			c.rejectedCall(cmd)
+		}
 		w.Proto = c.protoNow()
 		c.failMulti()
 		w.Error(errMsg)
@@ -164,9 +179,11 @@ func (c *conn) dispatch(w *resp.Writer, args []string) {
 	w.Proto = proto
 	switch {
 	case !authed && !cmd.noAuth:
+		c.rejectedCall(cmd)
 		c.failMulti()
 		w.Error("NOAUTH Authentication required.")
 	case proto == 2 && subscribed && !cmd.pubsub:
+		c.rejectedCall(cmd)
 		c.failMulti()
 		w.Error(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name))
 	default:
@@ -177,8 +194,19 @@ func (c *conn) dispatch(w *resp.Writer, args []string) {
 			return
 		}
 		c.cmd = cmd
+		began := c.srv.monotonic()
 		cmd.run(c, w, args)
+		if !cmd.unsupported {
+			c.ran(cmd, c.srv.monotonic()-began, len(w.Buf) > start && w.Buf[start] == '-')
+		}
 		c.cmd = nil
+	}
+}
+
+// rejectedCall counts a call of cmd refused before it ran.
+func (c *conn) rejectedCall(cmd *command) {
+	if !cmd.unsupported {
+		c.rejected(cmd)
 	}
 }
 
@@ -201,7 +229,7 @@ func (t *commandTable) lookup(args []string) (*command, string) {
 			if isContainer && len(args) > 1 {
 				name += "|" + lower(args[1])
 			}
-			return &command{name: name, arity: -1, run: cmdUnsupported}, ""
+			return &command{name: name, arity: -1, run: cmdUnsupported, unsupported: true}, ""
 		}
 		var b strings.Builder
 		for _, a := range args[1:] {
@@ -215,7 +243,7 @@ func (t *commandTable) lookup(args []string) (*command, string) {
 	if cmd.subs != nil && len(args) >= 2 {
 		sub := findFold(cmd.subs, args[1])
 		if sub == nil && slices.Contains(cmd.unserved, lower(args[1])) {
-			return &command{name: cmd.name + "|" + lower(args[1]), arity: -1, run: cmdUnsupported}, ""
+			return &command{name: cmd.name + "|" + lower(args[1]), arity: -1, run: cmdUnsupported, unsupported: true}, ""
 		}
 		if sub == nil {
 			return nil, sanitize(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try %s HELP.", args[1], strings.ToUpper(args[0])))
@@ -223,7 +251,7 @@ func (t *commandTable) lookup(args []string) (*command, string) {
 		cmd = sub
 	}
 	if (cmd.arity > 0 && len(args) != cmd.arity) || len(args) < -cmd.arity {
-		return nil, fmt.Sprintf("ERR wrong number of arguments for '%s' command", cmd.name)
+		return cmd, fmt.Sprintf("ERR wrong number of arguments for '%s' command", cmd.name) // a rejected call of cmd
 	}
 	return cmd, ""
 }

@@ -190,23 +190,37 @@ func (s *section) field(name string, v any) {
 	s.b.WriteString("\r\n")
 }
 
-// infoSections are INFO's sections in Redis's order; defaults are those
-// INFO alone prints, and "all" adds commandstats and latencystats, which
-// this server does not keep (their sections are not printed).
+// infoSections are INFO's sections in Redis's order. INFO alone, and
+// INFO default, print all but commandstats and latencystats.
 var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules",
-	"errorstats", "cluster", "keyspace"}
+	"commandstats", "errorstats", "latencystats", "cluster", "keyspace"}
+
+func defaultSection(name string) bool { return name != "commandstats" && name != "latencystats" }
 
 func cmdInfo(c *conn, w *resp.Writer, args []string) {
-	want := infoSections
+	want := slices.DeleteFunc(slices.Clone(infoSections), func(s string) bool { return !defaultSection(s) })
 	if len(args) > 1 {
 		want = nil
+		add := func(s string) {
+			if !slices.Contains(want, s) {
+				want = append(want, s)
+			}
+		}
 		for _, a := range args[1:] {
 			switch s := lower(a); s {
-			case "all", "everything", "default":
-				want = infoSections
+			case "all", "everything":
+				for _, s := range infoSections {
+					add(s)
+				}
+			case "default":
+				for _, s := range infoSections {
+					if defaultSection(s) {
+						add(s)
+					}
+				}
 			default:
-				if slices.Contains(infoSections, s) && !slices.Contains(want, s) {
-					want = append(want, s)
+				if slices.Contains(infoSections, s) {
+					add(s)
 				}
 			}
 		}
@@ -327,6 +341,10 @@ func (c *conn) infoSection(s *section, name string) {
 			s.field("errorstat_"+k, "count="+strconv.FormatInt(st.errStats[k], 10))
 		}
 		st.mu.Unlock()
+	case "commandstats":
+		c.commandStatsSection(s)
+	case "latencystats":
+		c.latencyStatsSection(s)
 	case "cluster":
 		s.b.WriteString("# Cluster\r\ncluster_enabled:0\r\n")
 	case "keyspace":

@@ -92,6 +92,7 @@ type Server struct {
 	// infoState is what INFO reports beyond the counters above.
 	infoState infoState
 	pauses    pauses // CLIENT PAUSE
+	cmdStats  commandStats
 	flusher   *flusher
 	chunks    sync.Pool // output chunks (see outQueue)
 	// readBuffers are the connections' read buffers (*resp.ReadBuffer),
@@ -184,6 +185,11 @@ func (s *Server) init() {
 	s.listeners = make(map[net.Listener]struct{})
 	s.conns = make(map[int64]*conn)
 }
+
+// monotonic is the time since the Server started, read from the
+// monotonic clock only (cheaper than time.Now, which reads the wall clock
+// too): commands are timed with it.
+func (s *Server) monotonic() time.Duration { return time.Since(s.started) }
 
 // firstProtocol is a new connection's RESP version.
 func (s *Server) firstProtocol() int {
@@ -306,6 +312,7 @@ func (s *Server) resetStats() {
 	st := s.broker.Stats()
 	s.statsBase.Store(&st)
 	s.resetInfo()
+	s.cmdStats.clear()
 }
 
 func (s *Server) forget(c *conn) {

@@ -642,8 +642,7 @@ func TestWaitWithoutReplicasBlocksUntilTheClientLeaves(t *testing.T) {
 // INFO prints every section redis-server 7.0.15 prints, in its order,
 // with the same fields in the same order, whether asked for by default,
 // all, or by name; the only fields of ours are the Broker's figures and
-// pubsub_clients (Redis 7.4's). Commandstats and latencystats, in INFO
-// all, are not kept here.
+// pubsub_clients (Redis 7.4's).
 func TestInfoFieldsAreRedisFields(t *testing.T) {
 	redisAddr := redistest.Start(t)
 	ours := start(t, &Server{})
@@ -665,22 +664,65 @@ func TestInfoFieldsAreRedisFields(t *testing.T) {
 	ourOwn := func(field string) bool {
 		return strings.HasPrefix(field, "pubsub_messages_") || field == "pubsub_clients"
 	}
-	notKept := map[string]bool{"Commandstats": true, "Latencystats": true}
-	// Something in Errorstats on both sides, so that its fields compare.
+	hashOrder := map[string]bool{"Commandstats": true, "Latencystats": true} // Redis lists commands in its hash order
+	// Something in Errorstats on both sides, so that its fields compare,
+	// from the same start (the Redis was PINGed to see it ready).
 	for _, addr := range []string{redisAddr, ours} {
 		c := redistest.Dial(t, addr)
+		require.Equal(t, "OK", c.Do("CONFIG", "RESETSTAT").Str)
 		require.Equal(t, byte('-'), c.Do("SUBSCRIBE").Type)
 		require.Equal(t, byte('-'), c.Do("AUTH", "x").Type)
 	}
 	for _, args := range [][]string{{"INFO"}, {"INFO", "all"}, {"INFO", "default"}, {"INFO", "cluster", "server", "keyspace"},
 		{"INFO", "MEMORY", "cpu"}, {"INFO", "errorstats"}, {"INFO", "stats", "replication"}, {"INFO", "nonesuch"}} {
 		red, our := parse(redistest.Dial(t, redisAddr).Do(args...).Str), parse(redistest.Dial(t, ours).Do(args...).Str)
-		red = slices.DeleteFunc(red, func(s section) bool { return notKept[s.name] })
 		for i := range our {
 			our[i].fields = slices.DeleteFunc(our[i].fields, ourOwn)
 		}
+		for _, sections := range [][]section{red, our} {
+			for _, s := range sections {
+				if hashOrder[s.name] {
+					slices.Sort(s.fields)
+				}
+			}
+		}
 		assert.Equal(t, red, our, "%v", args)
 	}
+}
+
+// INFO commandstats counts the calls, the calls refused before they ran
+// and those that replied an error, as Redis does, for the same commands.
+func TestCommandStatsCountAsRedis(t *testing.T) {
+	type counts struct{ calls, rejected, failed string }
+	stats := func(addr string) map[string]counts {
+		c := redistest.Dial(t, addr)
+		for _, args := range [][]string{
+			{"CONFIG", "RESETSTAT"}, // the same start (the Redis was PINGed to see it ready)
+			{"PING"}, {"PING"}, {"PUBLISH", "x", "y"}, {"SUBSCRIBE"}, {"AUTH", "x"}, {"CONFIG", "SET", "hz", "abc"},
+			{"CONFIG", "GET", "hz"}, {"MULTI"}, {"PUBLISH", "a", "b"}, {"PUBSUB", "NUMPAT"}, {"EXEC"},
+			{"MULTI"}, {"PUBLISH"}, {"EXEC"}, {"CLIENT", "ID"}, {"ECHO", "e"},
+		} {
+			c.Do(args...)
+		}
+		out := map[string]counts{}
+		for _, line := range strings.Split(c.Do("INFO", "commandstats").Str, "\r\n") {
+			name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":")
+			if !ok {
+				continue
+			}
+			f := map[string]string{}
+			for _, kv := range strings.Split(rest, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				f[k] = v
+			}
+			out[name] = counts{f["calls"], f["rejected_calls"], f["failed_calls"]}
+		}
+		return out
+	}
+	want := stats(redistest.Start(t))
+	got := stats(start(t, &Server{}))
+	assert.NotEmpty(t, want)
+	assert.Equal(t, want, got)
 }
 
 func TestZeroServerServesABrokerOfItsOwn(t *testing.T) {
