@@ -249,12 +249,16 @@ type Stats struct {
 }
 
 // Close closes every subscription, the upstream connections and, if Open
-// made it, the client. It does not wait for consumers. Calling it again
+// made it, the client. It does not wait for consumers, nor for Redis: a
+// Subscribe waiting for Redis returns ErrClosed at once. Calling it again
 // returns an error wrapping [pubsub.ErrClosed].
 func (b *Broker) Close() error {
 	if b == nil || !b.r.close() {
 		return pubsub.ErrClosed
 	}
+	// The relay first: a Join waiting for Redis holds its subscription's
+	// lock, which closing the subscription takes.
+	b.r.cancel()
 	_ = b.local.Close()
 	b.r.stop()
 	if b.owned {

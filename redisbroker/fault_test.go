@@ -3,6 +3,7 @@ package redisbroker_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -310,4 +311,47 @@ func migrateSlotOf(t *testing.T, ctx context.Context, cc *redis.ClusterClient, c
 		}
 	}
 	return from, to
+}
+
+// Close returns at once while a Subscribe waits for a Redis that is down,
+// and the Subscribe returns ErrClosed: the wait holds the subscription's
+// lock, so the relay is stopped before the subscriptions are closed.
+func TestCloseIsPromptWhileSubscribeWaitsForRedis(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: every dial is refused
+	b := newBroker(t, redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond}))
+	subscribed := make(chan error, 1)
+	go func() {
+		_, err := b.Subscribe(context.Background(), "x")
+		subscribed <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Stats().Local.Subscriptions == 0 { // the Subscribe is under way
+		if time.Now().After(deadline) {
+			t.Fatal("the Subscribe did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(100 * time.Millisecond):
+		t.Fatal("Close did not return within 100 ms")
+	}
+	select {
+	case err := <-subscribed:
+		if !errors.Is(err, pubsub.ErrClosed) {
+			t.Errorf("Subscribe: %v, want ErrClosed", err)
+		}
+	case <-time.After(100 * time.Millisecond):
+		t.Fatal("the Subscribe did not return within 100 ms of Close")
+	}
 }

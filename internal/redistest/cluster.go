@@ -96,5 +96,39 @@ func clusterOK(addr string, n int) bool {
 	info := v.Str
 	return strings.Contains(info, "cluster_state:ok") &&
 		strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", n)) &&
-		strings.Contains(info, "cluster_slots_ok:16384")
+		strings.Contains(info, "cluster_slots_ok:16384") &&
+		meshed(c, n)
+}
+
+// meshed reports whether the node on c has a cluster-bus link to and from
+// each of the n-1 others. cluster_state:ok comes before that: a node
+// forwards a PUBLISH over its links to the others, and one published
+// while a link is still missing is lost for that node's subscribers, as
+// Redis delivers at most once. A freshly created cluster completes its
+// links within a second or so.
+func meshed(c net.Conn, n int) bool {
+	if _, err := c.Write(resp.AppendCommand(nil, "CLUSTER", "LINKS")); err != nil {
+		return false
+	}
+	v, err := resp.NewReader(c).ReadValue()
+	if err != nil {
+		return false
+	}
+	peers := map[string]map[string]bool{} // direction -> node ids
+	for _, link := range v.Elems {
+		var direction, node string
+		for i := 0; i+1 < len(link.Elems); i += 2 {
+			switch link.Elems[i].Str {
+			case "direction":
+				direction = link.Elems[i+1].Str
+			case "node":
+				node = link.Elems[i+1].Str
+			}
+		}
+		if peers[direction] == nil {
+			peers[direction] = map[string]bool{}
+		}
+		peers[direction][node] = true
+	}
+	return len(peers["to"]) == n-1 && len(peers["from"]) == n-1
 }
