@@ -21,7 +21,11 @@ type Broker struct {
 	owned   bool                 // made by Open: closed with the Broker
 	local   *pubsub.Broker       // the local fan-out; its relay is r
 
-	r *relay
+	r           *relay
+	healthCheck time.Duration
+	// bounded: the client ignores contexts for socket I/O (go-redis
+	// without ContextTimeoutEnabled), so calls wait for them here.
+	bounded bool
 }
 
 var _ pubsub.Engine = (*Broker)(nil)
@@ -29,21 +33,37 @@ var _ pubsub.Engine = (*Broker)(nil)
 // New returns a Broker on the user's go-redis client: a *redis.Client
 // (single Redis, or Sentinel through NewFailoverClient) or a
 // *redis.ClusterClient. Connection settings (TLS, ACL user, timeouts,
-// protocol) are the client's. The options are the defaults of every local
-// subscription, as for [pubsub.New]. The Broker does not close the client.
+// protocol) are the client's. The Broker does not close the client.
+//
+// Every call returns by its context's deadline, whatever the client's
+// options. go-redis applies a context's deadline to the socket only with
+// ContextTimeoutEnabled; without it, a call on a hung Redis would wait for
+// the client's ReadTimeout (3 s by default), so the Broker then waits for
+// the command in a goroutine of its own and returns at the deadline while
+// the command finishes in the background. Set ContextTimeoutEnabled to
+// spare that goroutine. A Publish that returned a context's error may or
+// may not have been delivered: the command may have reached Redis.
 //
 // New does not contact Redis: the first subscription opens the shared
 // upstream connection.
-func New(client redis.UniversalClient, opts ...pubsub.Option) (*Broker, error) {
+func New(client redis.UniversalClient, opts ...Option) (*Broker, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: redisbroker.New(nil)", pubsub.ErrInvalidOption)
 	}
-	b := &Broker{client: client}
-	if cc, ok := client.(*redis.ClusterClient); ok {
-		b.cluster = cc
+	set, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{client: client, healthCheck: set.healthCheck, bounded: true}
+	switch c := client.(type) {
+	case *redis.ClusterClient:
+		b.cluster = c
+		b.bounded = !c.Options().ContextTimeoutEnabled
+	case *redis.Client:
+		b.bounded = !c.Options().ContextTimeoutEnabled
 	}
 	b.r = newRelay(b)
-	b.local = pubsub.New(append(opts, pubsub.WithRelay(b.r))...)
+	b.local = pubsub.New(append(set.engine, pubsub.WithRelay(b.r))...)
 	probe, err := b.local.NewSubscription()
 	if err != nil {
 		return nil, err // an invalid option
@@ -56,7 +76,7 @@ func New(client redis.UniversalClient, opts ...pubsub.Option) (*Broker, error) {
 // connection. One address of a Redis Cluster node is enough: Open asks the
 // node whether cluster mode is enabled and, if so, uses a
 // *redis.ClusterClient seeded with every address given.
-func Open(ctx context.Context, addrs []string, opts ...pubsub.Option) (*Broker, error) {
+func Open(ctx context.Context, addrs []string, opts ...Option) (*Broker, error) {
 	if ctx == nil {
 		return nil, pubsub.ErrNilContext
 	}
@@ -108,14 +128,25 @@ func (b *Broker) Publish(ctx context.Context, channel, payload string) (int, err
 		// Any node accepts a PUBLISH; always using the node of the
 		// channel's slot keeps one publisher's messages to a channel in
 		// order, since one node forwards them over one cluster link.
-		node, err := b.cluster.MasterForKey(ctx, channel)
+		var node *redis.Client
+		err := b.call(ctx, func(ctx context.Context) (err error) {
+			node, err = b.cluster.MasterForKey(ctx, channel)
+			return err
+		})
 		if err != nil {
 			return 0, wrap(err)
 		}
 		c = node
 	}
-	n, err := c.Publish(ctx, channel, payload).Result()
-	return int(n), wrap(err)
+	var n int64
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		n, err = c.Publish(ctx, channel, payload).Result()
+		return err
+	})
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return int(n), nil
 }
 
 // SPublish publishes payload to a shard channel (SPUBLISH), on the node
@@ -125,8 +156,15 @@ func (b *Broker) SPublish(ctx context.Context, shardChannel, payload string) (in
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	n, err := b.client.SPublish(ctx, shardChannel, payload).Result()
-	return int(n), wrap(err)
+	var n int64
+	err := b.call(ctx, func(ctx context.Context) (err error) {
+		n, err = b.client.SPublish(ctx, shardChannel, payload).Result()
+		return err
+	})
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return int(n), nil
 }
 
 // Subscribe returns a new subscription to channels. It returns once Redis
@@ -218,7 +256,12 @@ func (b *Broker) NumPat(ctx context.Context) (int, error) {
 		mu.Unlock()
 		return err
 	})
-	return total, wrap(err)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return total, nil
 }
 
 // Stats returns the Broker's figures.
@@ -280,12 +323,31 @@ func (b *Broker) check(ctx context.Context) error {
 // eachNode runs fn on the client, or on every node of a cluster (masters
 // and replicas, since subscribers may use either), concurrently.
 func (b *Broker) eachNode(ctx context.Context, fn func(context.Context, redis.Cmdable) error) error {
-	if b.cluster == nil {
-		return fn(ctx, b.client)
-	}
-	return b.cluster.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
-		return fn(ctx, c)
+	return b.call(ctx, func(ctx context.Context) error {
+		if b.cluster == nil {
+			return fn(ctx, b.client)
+		}
+		return b.cluster.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
+			return fn(ctx, c)
+		})
 	})
+}
+
+// call runs fn, and returns by ctx's end even if the client would make fn
+// wait past it (see New). What fn writes must be read only when call
+// returned nil or fn's own error: after ctx's error, fn may still run.
+func (b *Broker) call(ctx context.Context, fn func(context.Context) error) error {
+	if !b.bounded || ctx.Done() == nil {
+		return fn(ctx)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (b *Broker) listNames(ctx context.Context, list func(context.Context, redis.Cmdable) ([]string, error)) ([]string, error) {

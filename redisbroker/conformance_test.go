@@ -41,7 +41,7 @@ var cluster = pubsubtest.Features{
 // newBroker returns a Broker on client, closing both when the test ends.
 func newBroker(t *testing.T, client redis.UniversalClient, opts ...pubsub.Option) *redisbroker.Broker {
 	t.Helper()
-	b, err := redisbroker.New(client, opts...)
+	b, err := redisbroker.New(client, redisbroker.Engine(opts...))
 	if err != nil {
 		t.Fatal(err)
 	}

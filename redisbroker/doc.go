@@ -36,5 +36,9 @@
 // name subscribed again, and Stats says when and how long it took. In a
 // cluster, a shard channel whose slot moves is unsubscribed by its old
 // owner: the gap is reported and the channel subscribed on the new owner.
+// A connection that stays silent is sent a PING after the health-check
+// interval ([HealthCheck]) and taken for lost if it does not answer within
+// as long again, so a Redis that hangs without closing connections is
+// noticed too. Every call returns by its context's deadline (see [New]);
 // Close does not wait for Redis.
 package redisbroker

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gopherpubsub/pubsub"
 	"github.com/gopherpubsub/pubsub/internal/redistest"
+	"github.com/gopherpubsub/pubsub/redisbroker"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -353,5 +354,87 @@ func TestCloseIsPromptWhileSubscribeWaitsForRedis(t *testing.T) {
 		}
 	case <-time.After(100 * time.Millisecond):
 		t.Fatal("the Subscribe did not return within 100 ms of Close")
+	}
+}
+
+// A Redis that hangs without closing its connections (SIGSTOP) is noticed
+// by the health check: the gap is reported and the disconnect counted
+// within twice the interval (and a margin), every call with a 200 ms
+// context returns by its deadline, and once Redis is back the
+// subscription is confirmed again and receives what is published after.
+func TestHungRedisIsNoticed(t *testing.T) {
+	srv := redistest.StartServer(t)
+	t.Cleanup(srv.Thaw) // before Kill, which runs later
+	const interval = 200 * time.Millisecond
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	b, err := redisbroker.New(client, redisbroker.HealthCheck(interval))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(); _ = client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sub, err := b.Subscribe(ctx, "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Freeze()
+	frozen := time.Now()
+	for sub.Stats().Gaps == 0 {
+		if time.Since(frozen) > 2*interval+2*time.Second {
+			t.Fatalf("no gap reported %v after Redis hung", time.Since(frozen))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("gap reported %v after Redis hung (health check every %v)", time.Since(frozen), interval)
+	if n := b.Stats().Disconnects; n != 1 {
+		t.Errorf("Disconnects = %d, want 1", n)
+	}
+	for name, call := range map[string]func(context.Context) error{
+		"Publish":   func(ctx context.Context) error { _, err := b.Publish(ctx, "news", "x"); return err },
+		"SPublish":  func(ctx context.Context) error { _, err := b.SPublish(ctx, "s", "x"); return err },
+		"NumSub":    func(ctx context.Context) error { _, err := b.NumSub(ctx, "news"); return err },
+		"NumPat":    func(ctx context.Context) error { _, err := b.NumPat(ctx); return err },
+		"Channels":  func(ctx context.Context) error { _, err := b.Channels(ctx, "*"); return err },
+		"Subscribe": func(ctx context.Context) error { _, err := b.Subscribe(ctx, "other"); return err },
+	} {
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		began := time.Now()
+		err := call(short)
+		cancel()
+		if took := time.Since(began); took > time.Second {
+			t.Errorf("%s with a 200 ms context on a hung Redis returned after %v", name, took)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s on a hung Redis: %v, want DeadlineExceeded", name, err)
+		}
+	}
+
+	srv.Thaw()
+	for b.Stats().Resubscribes == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("not subscribed again after Redis came back")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	other := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer other.Close()
+	if err := other.Publish(ctx, "news", "after").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatalf("after Redis came back: %v", err)
+		}
+		if m.Payload == "after" {
+			break
+		}
+		// The Publish that returned DeadlineExceeded had reached Redis's
+		// socket: it may be delivered once Redis runs again, as documented.
+		if m.Payload != "x" {
+			t.Fatalf("after Redis came back: %+v", m)
+		}
 	}
 }

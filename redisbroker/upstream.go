@@ -1,7 +1,9 @@
 package redisbroker
 
 import (
+	"context"
 	"errors"
+	"net"
 	"slices"
 	"time"
 
@@ -123,13 +125,32 @@ func (u *upstream) send(c *command) error {
 }
 
 // receive reads from the connection until the relay stops or the
-// upstream is retired.
+// upstream is retired. A connection silent for the health-check interval
+// is sent a PING; one that answers nothing within as long again is taken
+// for lost: go-redis drops it when a read past its context's deadline
+// fails, and dials again on the next read.
 func (u *upstream) receive() {
 	defer u.r.wg.Done()
 	ctx := u.r.ctx
+	interval := u.r.b.healthCheck
 	failures := 0
+	pinged := false // a PING is out and nothing has come since
 	for {
-		msg, err := u.ps.Receive(ctx)
+		var msg any
+		var err error
+		if !pinged {
+			msg, err = u.ps.ReceiveTimeout(ctx, interval)
+			if isTimeout(err) && ctx.Err() == nil {
+				_ = u.ps.Ping(ctx)
+				pinged = true
+				continue
+			}
+		} else {
+			probe, cancel := context.WithTimeout(ctx, interval)
+			msg, err = u.ps.Receive(probe)
+			cancel()
+			pinged = false
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -158,6 +179,12 @@ func (u *upstream) receive() {
 			u.deliver(m)
 		}
 	}
+}
+
+// isTimeout reports whether err is a read that passed its deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // deliver hands one message to the local fan-out. Each connection carries
