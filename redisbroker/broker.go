@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopherpubsub/pubsub"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 )
 
 // Broker is a [pubsub.Engine] whose messages travel through Redis or Redis
@@ -320,16 +321,34 @@ func (b *Broker) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// maxNodeCalls is how many nodes of a cluster are asked at once.
+const maxNodeCalls = 16
+
 // eachNode runs fn on the client, or on every node of a cluster (masters
-// and replicas, since subscribers may use either), concurrently.
+// and replicas, since subscribers may use either), at most maxNodeCalls at
+// once; the first error cancels the calls still running and is returned.
 func (b *Broker) eachNode(ctx context.Context, fn func(context.Context, redis.Cmdable) error) error {
 	return b.call(ctx, func(ctx context.Context) error {
 		if b.cluster == nil {
 			return fn(ctx, b.client)
 		}
-		return b.cluster.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
-			return fn(ctx, c)
+		var mu sync.Mutex
+		var nodes []*redis.Client
+		err := b.cluster.ForEachShard(ctx, func(_ context.Context, c *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			nodes = append(nodes, c)
+			return nil
 		})
+		if err != nil {
+			return err
+		}
+		g, ctx := errgroup.WithContext(ctx)
+		g.SetLimit(maxNodeCalls)
+		for _, node := range nodes {
+			g.Go(func() error { return fn(ctx, node) })
+		}
+		return g.Wait()
 	})
 }
 
