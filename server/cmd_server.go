@@ -177,13 +177,8 @@ func cmdWait(c *conn, w *resp.Writer, args []string) {
 		w.Error("ERR value is not an integer or out of range")
 		return
 	}
-	ms, ok := resp.ParseInt(args[2])
-	switch {
-	case !ok:
-		w.Error("ERR timeout is not an integer or out of range")
-		return
-	case ms < 0:
-		w.Error("ERR timeout is negative")
+	ms, ok := parseTimeout(w, args[2])
+	if !ok {
 		return
 	}
 	if replicas > 0 && !c.inExec {

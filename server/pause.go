@@ -101,13 +101,8 @@ func cmdClientPause(c *conn, w *resp.Writer, args []string) {
 		w.Error("ERR unknown subcommand or wrong number of arguments for '" + args[1] + "'. Try CLIENT HELP.")
 		return
 	}
-	ms, ok := resp.ParseInt(args[2])
-	switch {
-	case !ok:
-		w.Error("ERR timeout is not an integer or out of range")
-		return
-	case ms < 0:
-		w.Error("ERR timeout is negative")
+	ms, ok := parseTimeout(w, args[2])
+	if !ok {
 		return
 	}
 	// As in Redis, a timeout past int64's milliseconds wraps into the
@@ -131,4 +126,19 @@ func cmdClientPause(c *conn, w *resp.Writer, args []string) {
 func cmdClientUnpause(c *conn, w *resp.Writer, _ []string) {
 	c.srv.pauses.end(nil)
 	w.Simple("OK")
+}
+
+// parseTimeout parses a timeout in milliseconds as Redis's
+// getTimeoutFromObjectOrReply does, or writes its error.
+func parseTimeout(w *resp.Writer, arg string) (int64, bool) {
+	ms, ok := resp.ParseInt(arg)
+	switch {
+	case !ok:
+		w.Error("ERR timeout is not an integer or out of range")
+		return 0, false
+	case ms < 0:
+		w.Error("ERR timeout is negative")
+		return 0, false
+	}
+	return ms, true
 }

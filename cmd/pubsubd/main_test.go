@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"net"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,23 +23,6 @@ import (
 // need is redistest.Need.
 func need(t *testing.T, ok bool, msg string) { t.Helper(); redistest.Need(t, ok, msg) }
 
-// lockedBuffer collects a program's output while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestSIGTERMWithAClientThatNeverReads: pubsubd exits within its shutdown
 // timeout on SIGTERM, whatever a client does; here one has sent a
@@ -56,7 +37,7 @@ func TestSIGTERMWithAClientThatNeverReads(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 
-	var log lockedBuffer
+	var log redistest.Output
 	srv := exec.Command(bin, "-port", strconv.Itoa(port), "-shutdown-timeout", "500ms")
 	srv.Stdout, srv.Stderr = &log, &log
 	require.NoError(t, srv.Start())

@@ -1,7 +1,6 @@
 package seed
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,23 +64,6 @@ func findSeed() string {
 	return ""
 }
 
-// lockedBuffer collects a program's output while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestSeedProgramsRunUnchanged runs the article's three redis-py programs,
 // as written, against pubsubd on localhost:6379. When something already
@@ -111,7 +92,7 @@ func TestSeedProgramsRunUnchanged(t *testing.T) {
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 
-	var serverLog lockedBuffer
+	var serverLog redistest.Output
 	srv := exec.Command(bin, "-port", strconv.Itoa(port))
 	srv.Stdout, srv.Stderr = &serverLog, &serverLog
 	require.NoError(t, srv.Start())
@@ -151,8 +132,8 @@ func TestSeedProgramsRunUnchanged(t *testing.T) {
 		}
 	}
 
-	run := func(name string) (*exec.Cmd, *lockedBuffer) {
-		var out lockedBuffer
+	run := func(name string) (*exec.Cmd, *redistest.Output) {
+		var out redistest.Output
 		cmd := exec.Command(python, "-u", filepath.Join(seed, name))
 		cmd.Env = pyEnv
 		cmd.Stdout, cmd.Stderr = &out, &out
