@@ -23,7 +23,6 @@ import (
 // need is redistest.Need.
 func need(t *testing.T, ok bool, msg string) { t.Helper(); redistest.Need(t, ok, msg) }
 
-
 // TestSIGTERMWithAClientThatNeverReads: pubsubd exits within its shutdown
 // timeout on SIGTERM, whatever a client does; here one has sent a
 // pipeline and QUIT and never reads its replies.

@@ -64,7 +64,6 @@ func findSeed() string {
 	return ""
 }
 
-
 // TestSeedProgramsRunUnchanged runs the article's three redis-py programs,
 // as written, against pubsubd on localhost:6379. When something already
 // listens there (the README's quick start, or a redis-server service), the
@@ -217,4 +216,3 @@ func reachable(addr string) bool {
 	c.Close()
 	return true
 }
-
