@@ -80,6 +80,9 @@ func (s *Server) config() *configState {
 
 // paramValue returns p's value as CONFIG GET shows it.
 func (c *conn) paramValue(p *redisParam) string {
+	if p == nil {
+		return ""
+	}
 	s := c.srv
 	lim := s.limits.Load()
 	switch p.name {
