@@ -60,7 +60,7 @@ func (p *pauses) end(want *pause) {
 	p.current.Store(nil)
 }
 
-// holds reports whether cmd is held back by p, for client c.
+// heldBy reports whether pause p holds back cmd, sent by client c.
 func (c *conn) heldBy(p *pause, cmd *command) bool {
 	if p.all || cmd.writes {
 		return true

@@ -208,6 +208,8 @@ func (s *Server) logger() *slog.Logger {
 
 // Serve accepts connections on ln and serves each on its own goroutines
 // until Close or Shutdown, then returns ErrServerClosed. Serve closes ln.
+// A Protocol other than 0, 2 or 3 is refused with an error wrapping
+// ErrBadConfig.
 func (s *Server) Serve(ln net.Listener) error {
 	if s.Protocol != 0 && s.Protocol != 2 && s.Protocol != 3 {
 		ln.Close()
