@@ -2,6 +2,7 @@ package server
 
 import (
 	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -333,4 +334,13 @@ func TestEveryContainerAnswersHelp(t *testing.T) {
 				"%s HELP lists %s", name, sub)
 		}
 	}
+}
+
+func TestServeRefusesAnUnknownProtocol(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	err = (&Server{Protocol: 4}).Serve(ln)
+	assert.ErrorIs(t, err, ErrBadConfig)
+	_, err = net.Dial("tcp", ln.Addr().String())
+	assert.Error(t, err, "the listener is closed")
 }
