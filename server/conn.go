@@ -526,12 +526,19 @@ func (c *conn) readLoop() {
 				c.closeAfterFlush()
 				return
 			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				// The client shut its write side (or closed): what is
+				// queued for it is written first, as Redis writes its
+				// replies before it reads the end of the input.
+				c.closeAfterFlush()
+				return
+			}
 			switch {
 			case errors.Is(err, resp.ErrQueryBufferLimit):
 				c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", "command over the query buffer limit")
 			case errors.Is(err, errIdle):
 				c.srv.logger().Debug("pubsub server: idle client timed out", "id", c.id, "addr", c.nc.RemoteAddr())
-			case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
+			case !errors.Is(err, net.ErrClosed):
 				c.srv.logger().Debug("pubsub server: read", "id", c.id, "err", err)
 			}
 			c.kill()

@@ -219,3 +219,22 @@ func TestIdleClientsHoldNoReadBuffer(t *testing.T) {
 	t.Logf("heap per idle client, both ends: %d bytes", perClient)
 	assert.Less(t, perClient, int64(16<<10), "heap per idle client")
 }
+
+// A client that sends its commands and then shuts down its write side
+// (as a script piping into the connection does) still gets every reply,
+// as from Redis, also after a SUBSCRIBE, after which the reader reads
+// again before it writes.
+func TestHalfClosedClientGetsItsReplies(t *testing.T) {
+	for name, addr := range map[string]string{"redis": redistest.Start(t), "ours": start(t, &Server{})} {
+		nc, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { nc.Close() })
+		_, err = nc.Write([]byte("SUBSCRIBE x\r\nPING\r\n"))
+		require.NoError(t, err)
+		require.NoError(t, nc.(*net.TCPConn).CloseWrite())
+		require.NoError(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
+		got, err := io.ReadAll(nc)
+		require.NoError(t, err, name)
+		assert.Equal(t, "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n", string(got), name)
+	}
+}

@@ -59,10 +59,12 @@ func (in *Input) Take() []byte {
 func (in *Input) NoWait() bool { return in.noWait }
 
 // readMore reads once what has already arrived, without waiting, and
-// reports whether anything (or an error) had.
+// reports whether bytes had. An error (the client's EOF) is kept for the
+// next read, and not reported here: the caller writes the replies it has
+// first, so that a client that shut its write side still gets them.
 func (in *Input) readMore() bool {
 	if in.lazy == nil || in.err != nil || in.w-in.r == ReadBufferSize {
-		return in.err != nil
+		return false
 	}
 	if in.r > 0 {
 		copy(in.buf[:], in.buf[in.r:in.w])
@@ -77,7 +79,7 @@ func (in *Input) readMore() bool {
 	}
 	in.w += n
 	in.err = err
-	return n > 0 || err != nil
+	return n > 0
 }
 
 // Release gives the buffer back to the pool if nothing in it is unread.

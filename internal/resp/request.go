@@ -77,7 +77,8 @@ func NewPooledRequestReader(r io.Reader, pool *sync.Pool) *RequestReader {
 func (r *RequestReader) Buffered() int { return r.br.Buffered() }
 
 // ReadMore reads what has already arrived from a LazyReader, without
-// waiting for more, and reports whether anything had: a server that
+// waiting for more, and reports whether bytes had (an error waits for
+// the next read): a server that
 // reads again before it writes its replies, as Redis's event loop does,
 // runs a client's commands that followed closely one after the other.
 func (r *RequestReader) ReadMore() bool { return r.br.readMore() }
