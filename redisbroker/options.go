@@ -1,30 +1,24 @@
 package redisbroker
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/gopherpubsub/pubsub"
+	"github.com/gopherpubsub/pubsub/internal/relay"
 )
 
 // Option configures a Broker made by [New] or [Open].
-type Option func(*settings)
-
-type settings struct {
-	engine      []pubsub.Option
-	healthCheck time.Duration
-	err         error
-}
+type Option func(*relay.Settings)
 
 // DefaultHealthCheck is how long an upstream connection may stay silent
 // before the Broker asks Redis for a PING; one that does not answer within
 // as long again is taken for lost (see [HealthCheck]).
-const DefaultHealthCheck = time.Second
+const DefaultHealthCheck = relay.DefaultHealthCheck
 
 // Engine gives the defaults of every local subscription (buffer size,
 // overflow policy, ...), as the options of [pubsub.New].
 func Engine(opts ...pubsub.Option) Option {
-	return func(s *settings) { s.engine = append(s.engine, opts...) }
+	return func(s *relay.Settings) { s.Engine = append(s.Engine, opts...) }
 }
 
 // HealthCheck sets how long an upstream connection may stay silent before
@@ -35,19 +29,5 @@ func Engine(opts ...pubsub.Option) Option {
 // broken network path) is noticed within twice the interval. The default
 // is [DefaultHealthCheck]; it must be positive.
 func HealthCheck(interval time.Duration) Option {
-	return func(s *settings) {
-		if interval <= 0 {
-			s.err = fmt.Errorf("%w: HealthCheck(%v): want a positive interval", pubsub.ErrInvalidOption, interval)
-			return
-		}
-		s.healthCheck = interval
-	}
-}
-
-func resolve(opts []Option) (settings, error) {
-	s := settings{healthCheck: DefaultHealthCheck}
-	for _, opt := range opts {
-		opt(&s)
-	}
-	return s, s.err
+	return func(s *relay.Settings) { s.SetHealthCheck(interval) }
 }

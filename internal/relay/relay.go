@@ -1,17 +1,15 @@
-package redisbroker
+package relay
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gopherpubsub/pubsub"
-	"github.com/redis/go-redis/v9"
 )
 
-// relay is the Broker's pubsub.Relay: it counts the local subscriptions of
+// relay is a Broker's pubsub.Relay: it counts the local subscriptions of
 // every channel, pattern and shard channel, subscribes on Redis when the
 // first one arrives and unsubscribes when the last one leaves, and hands
 // what Redis sends to the local fan-out.
@@ -30,8 +28,11 @@ type relay struct {
 	mu      sync.Mutex // guards everything below
 	closed  bool
 	entries map[key]*entry
-	ups     map[string]*upstream // by upstreamKey
+	ups     map[string]*upstream // by upstream id
 	figures Stats
+
+	slotsMu sync.Mutex // guards slots
+	slots   *slotMap   // nil until read, and after a change is seen
 }
 
 type key struct {
@@ -43,7 +44,7 @@ type key struct {
 type entry struct {
 	key   key
 	refs  int           // local subscriptions holding it
-	up    *upstream     // where it is subscribed; nil while being rerouted
+	up    *upstream     // where it is subscribed; nil while being routed
 	ready chan struct{} // closed once Redis confirmed it, or it failed
 	err   error         // why it failed, set before ready closes
 	done  bool          // ready is closed
@@ -132,30 +133,30 @@ func (r *relay) dropRefLocked(e *entry) {
 	e.up = nil
 }
 
-// placeLocked subscribes new entries on the connection for their namespace:
-// one for channels, one for patterns and one for shard channels, because
-// go-redis does not say which kind a message is (an smessage looks like a
-// message, and so does a pmessage of the empty pattern). In a cluster a
-// shard channel goes to its slot's owner instead (routeLaterLocked).
+// placeLocked subscribes new entries on the connection for their
+// namespace: one for channels, one for patterns and one for shard
+// channels, because client libraries do not all say which kind a message
+// is (an smessage looks like a message, and so does a pmessage of the
+// empty pattern). In a cluster a shard channel goes to its slot's owner
+// instead (routeLaterLocked).
 func (r *relay) placeLocked(fresh []*entry) {
 	if len(fresh) == 0 {
 		return
 	}
 	ns := fresh[0].key.ns
-	if ns == pubsub.ShardChannels && r.b.cluster != nil {
+	if ns == pubsub.ShardChannels && r.b.client.Cluster() {
 		for _, e := range fresh {
 			r.routeLaterLocked(e, "")
 		}
 		return
 	}
-	u := r.upstreamLocked(ns, "", nil)
+	u := r.upstreamLocked(ns, "")
 	for _, e := range fresh {
 		e.up = u
 	}
 	u.subscribeLocked(fresh)
 }
 
-// confirm marks e live.
 func (r *relay) confirmLocked(e *entry) {
 	if !e.done {
 		e.done = true
@@ -201,13 +202,15 @@ func (r *relay) close() bool {
 func (r *relay) stop() {
 	r.cancel()
 	r.mu.Lock()
-	ups := make([]*upstream, 0, len(r.ups))
+	var conns []Conn
 	for _, u := range r.ups {
-		ups = append(ups, u)
+		if u.conn != nil {
+			conns = append(conns, u.conn)
+		}
 	}
 	r.mu.Unlock()
-	for _, u := range ups {
-		_ = u.ps.Close()
+	for _, c := range conns {
+		_ = c.Close()
 	}
 	r.wg.Wait()
 }
@@ -227,26 +230,17 @@ func (r *relay) reportGap(names map[pubsub.Namespace][]string) {
 }
 
 // upstreamLocked returns the upstream connection for the names of ns,
-// starting it if needed: for a cluster node's shard channels (one
-// connection per node), node is that node's client and addr its address.
-func (r *relay) upstreamLocked(ns pubsub.Namespace, addr string, node *redis.Client) *upstream {
-	id := ns.String() + "@" + addr
+// starting it if needed; node is the cluster master whose shard channels
+// it carries, or "".
+func (r *relay) upstreamLocked(ns pubsub.Namespace, node string) *upstream {
+	id := ns.String() + "@" + node
 	if u := r.ups[id]; u != nil {
 		return u
 	}
-	u := &upstream{r: r, id: id, ns: ns, addr: addr, wake: make(chan struct{}, 1)}
-	ctx := r.ctx
-	switch {
-	case node != nil:
-		u.ps = node.SSubscribe(ctx)
-	case ns == pubsub.ShardChannels:
-		u.ps = r.b.client.SSubscribe(ctx)
-	default:
-		u.ps = r.b.client.Subscribe(ctx)
-	}
+	u := &upstream{r: r, id: id, ns: ns, node: node, wake: make(chan struct{}, 1)}
 	r.ups[id] = u
 	r.wg.Add(2)
-	go u.receive()
+	go u.run()
 	go u.write()
 	return u
 }
@@ -289,7 +283,11 @@ func (r *relay) sleep(d time.Duration) bool {
 	}
 }
 
-func isRedisError(err error) bool {
-	var rerr redis.Error
-	return errors.As(err, &rerr)
+// Stats are the relay's figures; the adapters' Stats document them.
+type Stats struct {
+	Disconnects     uint64
+	Resubscribes    uint64
+	LastResubscribe time.Duration
+	SlotMoves       uint64
+	Local           pubsub.Stats
 }
