@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"github.com/gopherpubsub/pubsub"
+	"github.com/gopherpubsub/pubsub/internal/brokertest"
 	"github.com/gopherpubsub/pubsub/internal/redistest"
-	"github.com/gopherpubsub/pubsub/pubsubtest"
+	"github.com/gopherpubsub/pubsub/internal/relay"
 	"github.com/gopherpubsub/pubsub/redisbroker"
-	"github.com/gopherpubsub/pubsub/servertest"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 )
@@ -18,30 +18,24 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// One Broker's subscriptions share connections, so Redis counts the Broker
-// once per name; introspection runs on other connections than the
-// (un)subscribes, so it may lag them by a round trip.
-var single = pubsubtest.Features{
-	Publish:      pubsubtest.PerEngine,
-	SPublish:     pubsubtest.PerEngine,
-	NumSub:       pubsubtest.PerEngine,
-	Asynchronous: true,
-}
-
-// In a cluster, PUBLISH counts only the clients of the node it reached.
-// SPUBLISH goes to the slot's owner, where the shard subscribers are, and
-// introspection sums every node.
-var cluster = pubsubtest.Features{
-	Publish:      pubsubtest.Unchecked,
-	SPublish:     pubsubtest.PerEngine,
-	NumSub:       pubsubtest.PerEngine,
-	Asynchronous: true,
-}
-
-// newBroker returns a Broker on client, closing both when the test ends.
-func newBroker(t *testing.T, client redis.UniversalClient, opts ...pubsub.Option) *redisbroker.Broker {
+// kit makes Brokers on go-redis clients for the shared tests.
+var kit = brokertest.Kit{New: func(t *testing.T, cfg brokertest.Config) (pubsub.Engine, func() relay.Stats) {
 	t.Helper()
-	b, err := redisbroker.New(client, redisbroker.Engine(opts...))
+	var client redis.UniversalClient
+	retries := 0
+	if cfg.NoRetries {
+		retries = -1
+	}
+	if cfg.Cluster {
+		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.Addrs, DialTimeout: cfg.DialTimeout, MaxRetries: retries})
+	} else {
+		client = redis.NewClient(&redis.Options{Addr: cfg.Addrs[0], DialTimeout: cfg.DialTimeout, MaxRetries: retries})
+	}
+	opts := []redisbroker.Option{redisbroker.Engine(cfg.Engine...)}
+	if cfg.HealthCheck > 0 {
+		opts = append(opts, redisbroker.HealthCheck(cfg.HealthCheck))
+	}
+	b, err := redisbroker.New(client, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,32 +43,16 @@ func newBroker(t *testing.T, client redis.UniversalClient, opts ...pubsub.Option
 		_ = b.Close()
 		_ = client.Close()
 	})
-	return b
-}
+	return b, func() relay.Stats {
+		s := b.Stats()
+		return relay.Stats{Disconnects: s.Disconnects, Resubscribes: s.Resubscribes, LastResubscribe: s.LastResubscribe, SlotMoves: s.SlotMoves, Local: s.Local}
+	}
+}}
 
-// (b) our own server, through go-redis.
-func TestConformanceOnOurServer(t *testing.T) {
-	srv := servertest.Run(t)
-	pubsubtest.Run(t, single, func(t *testing.T) pubsub.Engine {
-		return newBroker(t, redis.NewClient(&redis.Options{Addr: srv.Addr()}))
-	})
-}
-
-// (c) a real redis-server.
-func TestConformanceOnRedis(t *testing.T) {
-	addr := redistest.Start(t)
-	pubsubtest.Run(t, single, func(t *testing.T) pubsub.Engine {
-		return newBroker(t, redis.NewClient(&redis.Options{Addr: addr}))
-	})
-}
-
-// (d) a three-master Redis Cluster.
-func TestConformanceOnRedisCluster(t *testing.T) {
-	c := redistest.StartCluster(t, 3)
-	pubsubtest.Run(t, cluster, func(t *testing.T) pubsub.Engine {
-		return newBroker(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs}))
-	})
-}
+func TestConformanceOnOurServer(t *testing.T)    { brokertest.ConformanceOnOurServer(t, kit) }
+func TestConformanceOnRedis(t *testing.T)        { brokertest.ConformanceOnRedis(t, kit) }
+func TestConformanceOnRedisCluster(t *testing.T) { brokertest.ConformanceOnRedisCluster(t, kit) }
+func TestFaults(t *testing.T)                    { brokertest.Faults(t, kit) }
 
 // Open finds out by itself whether the address is a cluster node.
 func TestOpenDetectsCluster(t *testing.T) {

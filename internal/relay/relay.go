@@ -209,9 +209,12 @@ func (r *relay) stop() {
 		}
 	}
 	r.mu.Unlock()
+	// At once: closing one may wait for a Redis that hangs.
+	var closing sync.WaitGroup
 	for _, c := range conns {
-		_ = c.Close()
+		closing.Go(func() { _ = c.Close() })
 	}
+	closing.Wait()
 	r.wg.Wait()
 }
 

@@ -151,8 +151,11 @@ func (u *upstream) run() {
 		if u.receive(conn) {
 			attempt = 0 // it worked for a while: dial again at once
 		}
+		// The gap first: closing a connection to a Redis that hangs may
+		// take a while (rueidis waits up to a second for a last PING).
+		goOn := u.r.ctx.Err() == nil && u.r.lost(u, conn)
 		_ = conn.Close()
-		if u.r.ctx.Err() != nil || !u.r.lost(u, conn) {
+		if !goOn {
 			return
 		}
 	}
