@@ -394,7 +394,7 @@ func shardChannelsOfManySlots(t *testing.T, k Kit) {
 	for i := range 60 {
 		names = append(names, fmt.Sprintf("shard:%d", i))
 	}
-	names = append(names, "{tag}a", "{tag}b", "x{}y", "{}z")
+	names = append(names, "{tag}a", "{tag}b", "x{}y", "{}z", "foo{}{bar}", "foo{{bar}}zap", "a{b}{c}")
 	node := redistest.Dial(t, c.Addrs[0])
 	for _, name := range names {
 		want := node.Do("CLUSTER", "KEYSLOT", name).Int
