@@ -113,8 +113,8 @@ func (c client) on(node string) (valkey.Client, error) {
 
 func (c client) Cluster() bool { return c.c.Mode() == valkey.ClientModeCluster }
 
-// Nodes returns the nodes valkey-go is connected to: the masters, and the
-// replicas too if it sends reads to them.
+// Nodes returns the nodes valkey-go keeps connections to: every master and
+// replica that CLUSTER SLOTS lists, whether or not reads go to replicas.
 func (c client) Nodes(context.Context) ([]string, error) {
 	nodes := c.c.Nodes()
 	addrs := make([]string, 0, len(nodes))

@@ -95,6 +95,7 @@ func Faults(t *testing.T, k Kit) {
 		{"HungRedisIsNoticed", hungRedisIsNoticed},
 		{"ShardChannelFollowsItsSlot", shardChannelFollowsItsSlot},
 		{"ShardChannelsOfManySlots", shardChannelsOfManySlots},
+		{"IntrospectionCountsSubscribersOnReplicas", introspectionCountsSubscribersOnReplicas},
 		{"SubscribeRacingLastLeaverIsNeverLost", subscribeRacingLastLeaverIsNeverLost},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, k) })

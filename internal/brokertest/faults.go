@@ -432,6 +432,60 @@ func shardChannelsOfManySlots(t *testing.T, k Kit) {
 	}
 }
 
+// introspectionCountsSubscribersOnReplicas: a client may subscribe on a
+// replica (it receives a cluster's PUBLISH there, and the shard channels
+// of its master's slots), and PUBSUB on a node counts only that node's
+// clients, so the Broker must ask the replicas too.
+func introspectionCountsSubscribersOnReplicas(t *testing.T, k Kit) {
+	c := redistest.StartClusterWithReplicas(t, 3, 1)
+	b, _ := k.New(t, Config{Addrs: c.Addrs, Cluster: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	replicas := c.Replicas(t)
+	if len(replicas) != 3 {
+		t.Fatalf("replicas: %v; want 3", replicas)
+	}
+	onReplica := redistest.Dial(t, replicas[0])
+	onReplica.Send("SUBSCRIBE", "on-replica")
+	onReplica.Send("PSUBSCRIBE", "on-rep*")
+	for _, want := range []string{"subscribe", "psubscribe"} {
+		if got := onReplica.Read(); len(got.Elems) != 3 || got.Elems[0].Str != want {
+			t.Fatalf("replica answered %+v; want a %s confirmation", got, want)
+		}
+	}
+	// A replica takes the shard channels of its master's slots.
+	shard := ""
+	for i := 0; shard == ""; i++ {
+		name := fmt.Sprintf("on-replica:%d", i)
+		onReplica.Send("SSUBSCRIBE", name)
+		if got, err := onReplica.ReadErr(); err == nil && len(got.Elems) == 3 && got.Elems[0].Str == "ssubscribe" {
+			shard = name
+		}
+	}
+	sub, err := b.Subscribe(ctx, "on-replica")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+
+	counts, err := b.NumSub(ctx, "on-replica")
+	if err != nil || counts["on-replica"] != 2 {
+		t.Errorf("NumSub(on-replica) = %v, %v; want 2 (the Broker and the replica's client)", counts, err)
+	}
+	if n, err := b.NumPat(ctx); err != nil || n != 1 {
+		t.Errorf("NumPat() = %d, %v; want 1 (the replica's client)", n, err)
+	}
+	if names, err := b.Channels(ctx, "on-rep*"); err != nil || len(names) != 1 || names[0] != "on-replica" {
+		t.Errorf("Channels(on-rep*) = %q, %v; want [on-replica]", names, err)
+	}
+	if counts, err := b.ShardNumSub(ctx, shard); err != nil || counts[shard] != 1 {
+		t.Errorf("ShardNumSub(%s) = %v, %v; want 1 (the replica's client)", shard, counts, err)
+	}
+	if names, err := b.ShardChannels(ctx, "on-rep*"); err != nil || len(names) != 1 || names[0] != shard {
+		t.Errorf("ShardChannels(on-rep*) = %q, %v; want [%s]", names, err, shard)
+	}
+}
+
 // migrateSlotOf moves the slot of key to another master, as
 // redis-cli --cluster reshard does for an empty slot, and returns the
 // addresses of the old and new owner.

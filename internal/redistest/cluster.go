@@ -12,7 +12,7 @@ import (
 	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
-// Cluster is a Redis Cluster of masters only, run by a test on loopback.
+// Cluster is a Redis Cluster run by a test on loopback.
 type Cluster struct {
 	Nodes []*Server
 	Addrs []string
@@ -20,12 +20,27 @@ type Cluster struct {
 
 // StartCluster runs n redis-server processes in cluster mode and joins
 // them with redis-cli --cluster create, which spreads the 16384 slots
-// evenly. It returns once every node reports cluster_state:ok. It skips
-// (fails under CI) as Start does when redis-server or redis-cli is missing.
+// evenly over n masters. It returns once every node reports
+// cluster_state:ok and is linked to every other. It skips (fails under CI)
+// as Start does when redis-server or redis-cli is missing.
 func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	return startCluster(t, n, 0)
+}
+
+// StartClusterWithReplicas is StartCluster with each of the masters
+// given replicas replicas. It returns once, besides, every node's CLUSTER
+// SLOTS lists every replica and every replica's link to its master is up.
+func StartClusterWithReplicas(t testing.TB, masters, replicas int) *Cluster {
+	t.Helper()
+	return startCluster(t, masters, replicas)
+}
+
+func startCluster(t testing.TB, masters, replicas int) *Cluster {
 	t.Helper()
 	server := need(t, "redis-server")
 	cli := need(t, "redis-cli")
+	n := masters * (1 + replicas)
 	c := &Cluster{}
 	for len(c.Nodes) < n {
 		port := clusterPort()
@@ -42,14 +57,14 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		c.Addrs = append(c.Addrs, s.Addr)
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", fmt.Sprint(replicas), "--cluster-yes")
 	out, err := exec.Command(cli, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, addr := range c.Addrs {
-		for !clusterOK(addr, n) {
+		for !clusterOK(addr, n, masters, replicas) {
 			if time.Now().After(deadline) {
 				t.Fatalf("cluster not ok at %s after 30s", addr)
 			}
@@ -79,7 +94,7 @@ func free(port int) bool {
 	return true
 }
 
-func clusterOK(addr string, n int) bool {
+func clusterOK(addr string, n, masters, replicas int) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false
@@ -97,7 +112,48 @@ func clusterOK(addr string, n int) bool {
 	return strings.Contains(info, "cluster_state:ok") &&
 		strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", n)) &&
 		strings.Contains(info, "cluster_slots_ok:16384") &&
-		meshed(c, n)
+		meshed(c, n) &&
+		(replicas == 0 || replicated(c, masters, replicas))
+}
+
+// replicated reports whether the node on c lists replicas replicas for
+// each of the masters in CLUSTER SLOTS (clients learn of the replicas
+// there), and, if it is a replica, whether its link to its master is up:
+// a shard channel's messages reach a replica's subscribers through it.
+func replicated(c net.Conn, masters, replicas int) bool {
+	r := resp.NewReader(c)
+	if _, err := c.Write(resp.AppendCommand(nil, "CLUSTER", "SLOTS")); err != nil {
+		return false
+	}
+	v, err := r.ReadValue()
+	if err != nil || len(v.Elems) < masters {
+		return false
+	}
+	for _, slots := range v.Elems {
+		if len(slots.Elems) != 3+replicas { // start, end, master, replicas...
+			return false
+		}
+	}
+	if _, err := c.Write(resp.AppendCommand(nil, "INFO", "replication")); err != nil {
+		return false
+	}
+	info, err := r.ReadValue()
+	return err == nil && (strings.Contains(info.Str, "role:master") || strings.Contains(info.Str, "master_link_status:up"))
+}
+
+// Replicas returns the addresses of the nodes that are replicas.
+func (c *Cluster) Replicas(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	for _, addr := range c.Addrs {
+		conn := Dial(t, addr)
+		conn.Send("INFO", "replication")
+		if strings.Contains(conn.Read().Str, "role:slave") {
+			out = append(out, addr)
+		}
+		conn.Close()
+	}
+	return out
 }
 
 // meshed reports whether the node on c has a cluster-bus link to and from
