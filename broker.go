@@ -144,12 +144,23 @@ func (c config) with(opts []Option) config {
 	return c
 }
 
-// Stats are a Broker's figures.
+// Stats are a Broker's figures. The cumulative ones include those of the
+// subscriptions closed since.
 type Stats struct {
-	Published     uint64 // Publish and SPublish calls that published
-	Delivered     uint64 // messages put in a subscription's buffer
-	Dropped       uint64 // messages a subscription lost to overflow
-	Channels      int    // channels with at least one subscriber
+	Published uint64 // Publish and SPublish calls that published
+	Delivered uint64 // messages put in a subscription's buffer
+	Dropped   uint64 // messages a subscription lost to overflow
+	// Evicted and Disconnected are the drops of Dropped with those
+	// reasons, as in [SubscriptionStats]; the rest were refused by a full
+	// buffer.
+	Evicted      uint64
+	Disconnected uint64
+	Gaps         uint64 // gaps reported by a relay, as SubscriptionStats.Gaps adds them up
+	// Queued is the number of messages waiting in the buffers of the open
+	// subscriptions, and HighWater the highest of their high-water marks.
+	Queued        int
+	HighWater     int
+	Channels      int // channels with at least one subscriber
 	Patterns      int    // unique patterns subscribed to
 	ShardChannels int    // shard channels with at least one subscriber
 	Subscriptions int    // open subscriptions
@@ -181,7 +192,7 @@ type Broker struct {
 	mu sync.Mutex
 	// guards subs and closedCounts
 	subs         map[*Subscription]struct{}
-	closedCounts struct{ delivered, dropped uint64 } // of the subscriptions closed
+	closedCounts counts // of the subscriptions closed
 }
 
 // New returns a Broker. Options set the defaults of every subscription.
@@ -468,13 +479,14 @@ func (b *Broker) Stats() Stats {
 	st := Stats{Published: b.channels.published() + b.shardChannels.published()}
 	b.mu.Lock()
 	st.Subscriptions = len(b.subs)
-	st.Delivered, st.Dropped = b.closedCounts.delivered, b.closedCounts.dropped
+	total := b.closedCounts
 	for s := range b.subs {
-		delivered, dropped := s.counts()
-		st.Delivered += delivered
-		st.Dropped += dropped
+		total.add(s.counts())
+		st.Queued += len(s.ch)
+		st.HighWater = max(st.HighWater, int(s.highWater.Load()))
 	}
 	b.mu.Unlock()
+	st.Delivered, st.Dropped, st.Evicted, st.Disconnected, st.Gaps = total.delivered, total.dropped, total.evicted, total.disconnected, total.gaps
 	st.Channels = int(b.channels.count.Load())
 	st.Patterns = b.patterns.len()
 	st.ShardChannels = int(b.shardChannels.count.Load())
@@ -514,8 +526,7 @@ func (b *Broker) Close() error {
 func (b *Broker) forget(s *Subscription) {
 	b.mu.Lock()
 	delete(b.subs, s)
-	b.closedCounts.delivered += s.delivered.Load()
-	b.closedCounts.dropped += s.dropped.Load()
+	b.closedCounts.add(s.counts())
 	b.mu.Unlock()
 }
 

@@ -435,7 +435,7 @@ func TestOverflowPolicies(t *testing.T) {
 		assert.Equal(t, []string{"0", "1"}, payloads(drain(s)))
 		assert.Equal(t, []string{"2", "3", "4"}, dropped)
 		st := s.Stats()
-		assert.Equal(t, SubscriptionStats{Delivered: 2, Dropped: 3, HighWater: 2, Capacity: 2, Channels: 1}, st)
+		assert.Equal(t, SubscriptionStats{Delivered: 2, Dropped: 3, Queued: 0, HighWater: 2, Capacity: 2, Channels: 1}, st, "refused by a full buffer: neither evicted nor disconnected")
 		bs := b.Stats()
 		assert.Equal(t, uint64(5), bs.Published)
 		assert.Equal(t, uint64(2), bs.Delivered)
@@ -451,6 +451,10 @@ func TestOverflowPolicies(t *testing.T) {
 		st := s.Stats()
 		assert.Equal(t, uint64(5), st.Delivered)
 		assert.Equal(t, uint64(3), st.Dropped)
+		assert.Equal(t, uint64(3), st.Evicted, "every drop was an eviction")
+		assert.Zero(t, st.Disconnected)
+		bs := b.Stats()
+		assert.Equal(t, Stats{Published: 5, Delivered: 5, Dropped: 3, Evicted: 3, HighWater: 2, Channels: 1, Subscriptions: 1}, bs)
 	})
 	t.Run("Disconnect closes the subscription after the queued messages", func(t *testing.T) {
 		b := newBroker(t)
@@ -466,6 +470,12 @@ func TestOverflowPolicies(t *testing.T) {
 		n, err := b.Publish(ctx, "a", "after")
 		require.NoError(t, err)
 		assert.Zero(t, n, "a disconnected subscription is no longer a receiver")
+		st := s.Stats()
+		assert.Equal(t, uint64(1), st.Dropped)
+		assert.Equal(t, uint64(1), st.Disconnected, "the message that overflowed was lost to the disconnection")
+		assert.Zero(t, st.Evicted)
+		bs := b.Stats()
+		assert.Equal(t, Stats{Published: 4, Delivered: 2, Dropped: 1, Disconnected: 1}, bs, "a closed subscription's figures stay in the Broker's")
 	})
 	t.Run("Block waits for room", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {

@@ -106,6 +106,9 @@ func (t *tally) full(mb *member, m *Message) {
 		default: // other publishers refilled it: the new one is lost too
 			newLost = true
 		}
+		if haveEvicted {
+			s.evicted.Add(1)
+		}
 		switch {
 		case haveEvicted && newLost: // both go to the drop handler, the evicted one first
 			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: evicted})
@@ -117,6 +120,7 @@ func (t *tally) full(mb *member, m *Message) {
 		}
 	case Disconnect:
 		t.receivers++
+		s.disconnected.Add(1)
 		t.dropLater(s, deferredDelivery{kind: deferDisconnect, mb: mb, m: *m})
 	default: // DropNewest
 		t.receivers++

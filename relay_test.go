@@ -141,4 +141,5 @@ func TestReportGapCountsPerSubscriptionAndName(t *testing.T) {
 	assert.Equal(t, 0, b.ReportGap(ShardChannels, "a"))
 	assert.Equal(t, uint64(3), s.Stats().Gaps)
 	assert.Equal(t, uint64(0), bystander.Stats().Gaps)
+	assert.Equal(t, uint64(3), b.Stats().Gaps, "the Broker adds up its subscriptions' gaps")
 }

@@ -121,7 +121,15 @@ type Message struct {
 type SubscriptionStats struct {
 	Delivered uint64 // messages put in the buffer
 	Dropped   uint64 // messages lost: refused by a full buffer, or evicted from it by DropOldest
-	Queued    int    // messages in the buffer now
+	// Evicted and Disconnected say why some of Dropped were lost: evicted
+	// from the buffer by DropOldest to make room, or refused by the full
+	// buffer that made the Disconnect policy close the subscription. The
+	// rest of Dropped were refused by a full buffer (under Block: not
+	// queued before the publisher's context ended or the subscription
+	// closed).
+	Evicted      uint64
+	Disconnected uint64
+	Queued       int // messages in the buffer now
 	HighWater int    // the most messages seen queued at once: sampled every 8th delivery, exact when the buffer filled
 	Capacity  int    // the buffer's size
 	// Gaps counts the times a relay reported that messages for one of the
@@ -159,6 +167,10 @@ type Subscription struct {
 	onDrop   func(*Subscription, Message)
 	dropped  atomic.Uint64
 	gaps     atomic.Uint64
+	// evicted and disconnected are the drops of Dropped with those
+	// reasons; written on the drop paths only.
+	evicted      atomic.Uint64
+	disconnected atomic.Uint64
 
 	b       *Broker
 	err     error // why the subscription closed
@@ -308,30 +320,52 @@ func (s *Subscription) Stats() SubscriptionStats {
 	s.mu.RLock()
 	nc, np, ns := int(s.members.counts[Channels]), int(s.members.counts[Patterns]), int(s.members.counts[ShardChannels])
 	s.mu.RUnlock()
-	delivered, dropped := s.counts()
+	c := s.counts()
 	return SubscriptionStats{
-		Delivered:     delivered,
-		Dropped:       dropped,
+		Delivered:     c.delivered,
+		Dropped:       c.dropped,
+		Evicted:       c.evicted,
+		Disconnected:  c.disconnected,
 		Queued:        len(s.ch),
 		HighWater:     int(s.highWater.Load()),
 		Capacity:      cap(s.ch),
-		Gaps:          s.gaps.Load(),
+		Gaps:          c.gaps,
 		Channels:      nc,
 		Patterns:      np,
 		ShardChannels: ns,
 	}
 }
 
-// counts returns how many messages s was delivered, adding up its
-// memberships' counts (see member), and how many it dropped.
-func (s *Subscription) counts() (delivered, dropped uint64) {
+// counts are a subscription's cumulative figures, which Broker.Stats
+// adds up.
+type counts struct {
+	delivered, dropped, evicted, disconnected, gaps uint64
+}
+
+func (c *counts) add(o counts) {
+	c.delivered += o.delivered
+	c.dropped += o.dropped
+	c.evicted += o.evicted
+	c.disconnected += o.disconnected
+	c.gaps += o.gaps
+}
+
+// counts returns s's figures, adding up its memberships' deliveries (see
+// member).
+func (s *Subscription) counts() counts {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	delivered = s.delivered.Load()
+	delivered := s.delivered.Load()
 	for _, mb := range s.members.list {
 		delivered += mb.delivered.Load()
 	}
-	return delivered, s.dropped.Load()
+	return counts{
+		delivered:    delivered,
+		dropped:      s.dropped.Load(),
+		evicted:      s.evicted.Load(),
+		disconnected: s.disconnected.Load(),
+		gaps:         s.gaps.Load(),
+	}
 }
 
 // Subscribed returns the channels, patterns and shard channels the
