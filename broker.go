@@ -161,9 +161,9 @@ type Stats struct {
 	Queued        int
 	HighWater     int
 	Channels      int // channels with at least one subscriber
-	Patterns      int    // unique patterns subscribed to
-	ShardChannels int    // shard channels with at least one subscriber
-	Subscriptions int    // open subscriptions
+	Patterns      int // unique patterns subscribed to
+	ShardChannels int // shard channels with at least one subscriber
+	Subscriptions int // open subscriptions
 }
 
 // Broker is an in-process publish/subscribe engine with Redis Pub/Sub

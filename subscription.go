@@ -130,8 +130,8 @@ type SubscriptionStats struct {
 	Evicted      uint64
 	Disconnected uint64
 	Queued       int // messages in the buffer now
-	HighWater int    // the most messages seen queued at once: sampled every 8th delivery, exact when the buffer filled
-	Capacity  int    // the buffer's size
+	HighWater    int // the most messages seen queued at once: sampled every 8th delivery, exact when the buffer filled
+	Capacity     int // the buffer's size
 	// Gaps counts the times a relay reported that messages for one of the
 	// subscription's channels or patterns may have been lost outside this
 	// process (a lost connection to Redis, say; see Broker.ReportGap). It
