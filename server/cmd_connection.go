@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/gopherpubsub/pubsub"
 	"github.com/gopherpubsub/pubsub/internal/resp"
@@ -317,6 +318,7 @@ func cmdClientKill(c *conn, w *resp.Writer, args []string) {
 			if o.nc.RemoteAddr().String() == args[2] {
 				w.Simple("OK")
 				if o == c {
+					c.endedBecause(Killed)
 					c.quit = true
 					return
 				}
@@ -386,6 +388,7 @@ func cmdClientKill(c *conn, w *resp.Writer, args []string) {
 		if !slices.ContainsFunc(match, func(m func(*conn) bool) bool { return !m(o) }) {
 			killed++
 			if o == c {
+				c.endedBecause(Killed)
 				self = true
 			} else {
 				o.drop()
@@ -410,8 +413,15 @@ func cmdClientReply(c *conn, w *resp.Writer, args []string) {
 	}
 }
 
-// infoLine describes the connection as CLIENT LIST and CLIENT INFO do.
-func (c *conn) infoLine() string {
+// infoLine describes the connection as CLIENT LIST and CLIENT INFO do,
+// with redis-server 7.0's fields in its order. Where the figure is about
+// Redis's own structures, ours stands in for it: rbs is the read buffer
+// held (a client idle between commands holds none), omem the output
+// queued and oll the chunks it is queued in, tot-mem the connection's
+// structure, read buffer, output and argv-mem. argv-mem is that of the
+// command running, which only the client asking knows of itself (Redis
+// frees another's arguments between its commands).
+func (c *conn) infoLine(argvMem int) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	flags := c.track.listFlags()
@@ -433,19 +443,43 @@ func (c *conn) infoLine() string {
 	if c.sub != nil {
 		st = c.sub.Stats()
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=0 flags=%s db=%d sub=%d psub=%d ssub=%d multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%d tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, int(time.Since(c.born).Seconds()), flags, c.db,
-		st.Channels, st.Patterns, st.ShardChannels, c.out.pending(), cmd, redir, c.proto, c.lib[0], c.lib[1])
+	qbuf, rbs := c.queryBuffered.Load(), c.readBufferHeld.Load()
+	omem := c.out.pending()
+	events := "r"
+	if omem > 0 {
+		events = "rw"
+	}
+	totMem := int64(unsafe.Sizeof(*c)) + rbs + omem + int64(argvMem)
+	now := time.Now()
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d ssub=%d multi=-1 qbuf=%d qbuf-free=%d argv-mem=%d multi-mem=0 rbs=%d rbp=%d obl=0 oll=%d omem=%d tot-mem=%d events=%s cmd=%s user=default redir=%d resp=%d",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.fd, c.name,
+		int(now.Sub(c.born).Seconds()), int(now.Sub(time.Unix(0, c.lastIO.Load())).Seconds()), flags, c.db,
+		st.Channels, st.Patterns, st.ShardChannels, qbuf, max(rbs-qbuf, 0), argvMem, rbs, rbs, len(c.out.chunks), omem, totMem, events,
+		cmd, redir, c.proto)
 }
 
-func cmdClientInfo(c *conn, w *resp.Writer, _ []string) {
-	w.Verbatim(c.infoLine() + "\n")
+// argvMem is what Redis counts as the memory of a command's arguments:
+// their lengths.
+func argvMem(args []string) int {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	return n
 }
 
-func cmdClientList(c *conn, w *resp.Writer, _ []string) {
+func cmdClientInfo(c *conn, w *resp.Writer, args []string) {
+	w.Verbatim(c.infoLine(argvMem(args)) + "\n")
+}
+
+func cmdClientList(c *conn, w *resp.Writer, args []string) {
 	var b strings.Builder
 	for _, other := range c.srv.connections() {
-		b.WriteString(other.infoLine())
+		mem := 0
+		if other == c {
+			mem = argvMem(args)
+		}
+		b.WriteString(other.infoLine(mem))
 		b.WriteByte('\n')
 	}
 	w.Verbatim(b.String())

@@ -58,9 +58,11 @@ type conn struct {
 	flushPending atomic.Bool
 	// io is what was read and written, queryBuffered the bytes read and
 	// not yet run, blocked whether a command waits (WAIT): for INFO.
-	io            ioCounts
-	queryBuffered atomic.Int64
-	blocked       atomic.Int32
+	io             ioCounts
+	queryBuffered  atomic.Int64
+	readBufferHeld atomic.Int64 // the size of the read buffer the reader holds, or 0
+	fd             int          // the socket's descriptor, for CLIENT LIST; -1 if none
+	blocked        atomic.Int32
 
 	// Used only by the reader goroutine.
 	multi     *multiState
@@ -94,6 +96,9 @@ type conn struct {
 	softSince time.Time // since when the output has been over the soft limit
 	closing   bool      // no more output is accepted
 	killed    bool
+	outPeak   int64            // the most output pending at once
+	why       DisconnectReason // why the connection ends, once whySet
+	whySet    bool
 	// sub holds the client's channels, patterns and shard channels.
 	// subCount and shardCount are the counts its last confirmations
 	// carried (channels + patterns, shard channels), which decide RESP2's
@@ -148,8 +153,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.pubCtx = context.WithValue(c.ctx, batchKey{}, &c.batch)
 	c.running.Store(2)
 	c.lastIO.Store(c.born.UnixNano())
+	c.fd = -1
 	if c.raw != nil {
 		c.rawRead = newRawReader(c.raw)
+		_ = c.raw.Control(func(fd uintptr) { c.fd = int(fd) })
 	}
 	c.rd = resp.NewPooledRequestReader(idleReader{c}, &s.readBuffers)
 	c.rd.Authenticated = c.authed
@@ -189,6 +196,7 @@ func (c *conn) appendLocked(b []byte) bool {
 		return false
 	}
 	c.out.append(b, &c.srv.chunks)
+	c.outPeak = max(c.outPeak, c.out.pending())
 	return true
 }
 
@@ -204,7 +212,7 @@ func (c *conn) withinLimitsLocked(more int64) bool {
 	lim := c.srv.limits.Load().output[class]
 	pending := c.out.pending() + more
 	if lim.Hard > 0 && pending > lim.Hard {
-		c.dropLocked("output buffer over the hard limit")
+		c.dropLocked(OutputHardLimit)
 		return false
 	}
 	if lim.Soft > 0 && pending > lim.Soft {
@@ -213,7 +221,7 @@ func (c *conn) withinLimitsLocked(more int64) bool {
 		case c.softSince.IsZero():
 			c.softSince = now
 		case now.Sub(c.softSince) > lim.SoftPeriod:
-			c.dropLocked("output buffer over the soft limit for too long")
+			c.dropLocked(OutputSoftLimit)
 			return false
 		}
 	} else {
@@ -376,8 +384,9 @@ func (c *conn) drainLocked() error {
 
 // dropLocked disconnects a client whose output is over a limit, as Redis
 // does: the queued output is discarded. c.mu must be held.
-func (c *conn) dropLocked(why string) {
-	c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", why)
+func (c *conn) dropLocked(why DisconnectReason) {
+	c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", why.String())
+	c.endedBecauseLocked(why)
 	c.out.chunks, c.out.queued = nil, 0 // what a writer took goes with its failed write
 	c.closing = true
 	c.killLocked()
@@ -406,6 +415,7 @@ func (c *conn) kill() {
 // subscription of many names takes a while, so only a caller that may
 // wait drops (the flusher, which writes for every client, kills).
 func (c *conn) drop() {
+	c.endedBecause(Killed)
 	c.kill()
 	c.mu.Lock()
 	sub := c.sub
@@ -515,10 +525,12 @@ func (c *conn) readLoop() {
 		c.rd.MaxQueryBuffer, c.rd.MaxBulkLen = lim.maxQueryBuffer, lim.maxBulkLen
 		args, err := c.rd.ReadCommand()
 		c.queryBuffered.Store(int64(c.rd.Buffered()))
+		c.readBufferHeld.Store(int64(c.rd.Holding()))
 		if err != nil {
 			var pe *resp.ProtocolError
 			if errors.As(err, &pe) {
 				c.mu.Lock()
+				c.endedBecauseLocked(ProtocolError)
 				w := resp.Writer{Proto: c.proto}
 				w.Error("ERR " + pe.Msg)
 				c.queueLocked(w.Buf)
@@ -535,8 +547,10 @@ func (c *conn) readLoop() {
 			}
 			switch {
 			case errors.Is(err, resp.ErrQueryBufferLimit):
-				c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", "command over the query buffer limit")
+				c.endedBecause(QueryBufferLimit)
+				c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", QueryBufferLimit.String())
 			case errors.Is(err, errIdle):
+				c.endedBecause(IdleTimeout)
 				c.srv.logger().Debug("pubsub server: idle client timed out", "id", c.id, "addr", c.nc.RemoteAddr())
 			case !errors.Is(err, net.ErrClosed):
 				c.srv.logger().Debug("pubsub server: read", "id", c.id, "err", err)

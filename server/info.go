@@ -191,11 +191,15 @@ func (s *section) field(name string, v any) {
 }
 
 // infoSections are INFO's sections in Redis's order. INFO alone, and
-// INFO default, print all but commandstats and latencystats.
+// INFO default, print all but commandstats and latencystats. pubsubd is
+// ours, printed only when asked for by name, so that INFO, default, all
+// and everything print redis-server 7.0's sections and fields alone.
 var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules",
-	"commandstats", "errorstats", "latencystats", "cluster", "keyspace"}
+	"commandstats", "errorstats", "latencystats", "cluster", "keyspace", "pubsubd"}
 
-func defaultSection(name string) bool { return name != "commandstats" && name != "latencystats" }
+func defaultSection(name string) bool {
+	return name != "commandstats" && name != "latencystats" && name != "pubsubd"
+}
 
 func cmdInfo(c *conn, w *resp.Writer, args []string) {
 	want := slices.DeleteFunc(slices.Clone(infoSections), func(s string) bool { return !defaultSection(s) })
@@ -210,7 +214,9 @@ func cmdInfo(c *conn, w *resp.Writer, args []string) {
 			switch s := lower(a); s {
 			case "all", "everything":
 				for _, s := range infoSections {
-					add(s)
+					if s != "pubsubd" {
+						add(s)
+					}
 				}
 			case "default":
 				for _, s := range infoSections {
@@ -277,7 +283,6 @@ func (c *conn) infoSection(s *section, name string) {
 		s.field("blocked_clients", cs.blocked)
 		s.field("tracking_clients", cs.tracking)
 		s.field("clients_in_timeout_table", cs.timeouts)
-		s.field("pubsub_clients", srv.broker.Stats().Subscriptions)
 	case "memory":
 		c.memorySection(s)
 	case "persistence":
@@ -349,6 +354,8 @@ func (c *conn) infoSection(s *section, name string) {
 		s.b.WriteString("# Cluster\r\ncluster_enabled:0\r\n")
 	case "keyspace":
 		s.b.WriteString("# Keyspace\r\n")
+	case "pubsubd":
+		c.pubsubdSection(s)
 	}
 }
 
@@ -458,11 +465,6 @@ func (c *conn) statsSection(s *section) {
 	srv := c.srv
 	st := srv.info()
 	bst := srv.broker.Stats()
-	if base := srv.statsBase.Load(); base != nil {
-		bst.Published -= base.Published
-		bst.Delivered -= base.Delivered
-		bst.Dropped -= base.Dropped
-	}
 	io := srv.ioTotals()
 	commands := srv.stats.commands.Load()
 	st.mu.Lock()
@@ -512,11 +514,32 @@ func (c *conn) statsSection(s *section) {
 		{"total_reads_processed", io.reads - base.reads}, {"total_writes_processed", io.writes - base.writes},
 		{"io_threaded_reads_processed", 0}, {"io_threaded_writes_processed", 0},
 		{"reply_buffer_shrinks", 0}, {"reply_buffer_expands", 0},
-		// The Broker's own figures, which Redis does not have.
-		{"pubsub_messages_published", bst.Published}, {"pubsub_messages_delivered", bst.Delivered},
-		{"pubsub_messages_dropped", bst.Dropped},
 	} {
 		s.field(f.k, f.v)
+	}
+}
+
+// pubsubdSection is INFO pubsubd: the Broker's figures and the
+// connections ended by reason, which Redis does not have.
+func (c *conn) pubsubdSection(s *section) {
+	srv := c.srv
+	st := srv.Stats()
+	bst := st.Broker
+	s.b.WriteString("# Pubsubd\r\n")
+	for _, f := range []struct {
+		k string
+		v any
+	}{
+		{"pubsub_clients", bst.Subscriptions},
+		{"pubsub_messages_published", bst.Published}, {"pubsub_messages_delivered", bst.Delivered},
+		{"pubsub_messages_dropped", bst.Dropped}, {"pubsub_messages_dropped_evicted", bst.Evicted},
+		{"pubsub_messages_dropped_disconnected", bst.Disconnected}, {"pubsub_gaps", bst.Gaps},
+		{"pubsub_messages_queued", bst.Queued}, {"pubsub_queue_high_water", bst.HighWater},
+	} {
+		s.field(f.k, f.v)
+	}
+	for r, n := range st.Disconnects {
+		s.field("disconnected_clients_"+DisconnectReason(r).String(), n)
 	}
 }
 

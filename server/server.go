@@ -99,9 +99,11 @@ type Server struct {
 	// each held only while it has unparsed input.
 	readBuffers sync.Pool
 	stats       serverStats
-	statsBase   atomic.Pointer[pubsub.Stats] // the Broker's figures at CONFIG RESETSTAT
-	tableOnce   sync.Once
-	commands    *commandTable
+	// closedClients are the last connections that ended.
+	closedClients closedRing
+	statsBase     atomic.Pointer[pubsub.Stats] // the Broker's figures at CONFIG RESETSTAT
+	tableOnce     sync.Once
+	commands      *commandTable
 
 	mu sync.Mutex
 	// guards the fields below
@@ -118,6 +120,7 @@ type serverStats struct {
 	connections atomic.Int64 // accepted, ever
 	commands    atomic.Int64
 	rejected    atomic.Int64
+	disconnects [numReasons]atomic.Int64
 }
 
 // limits are the Server's limits with every default resolved, in one
@@ -311,6 +314,9 @@ func (s *Server) resetStats() {
 	s.stats.connections.Store(0)
 	s.stats.commands.Store(0)
 	s.stats.rejected.Store(0)
+	for i := range s.stats.disconnects {
+		s.stats.disconnects[i].Store(0)
+	}
 	st := s.broker.Stats()
 	s.statsBase.Store(&st)
 	s.resetInfo()
@@ -322,6 +328,10 @@ func (s *Server) forget(c *conn) {
 	delete(s.conns, c.id)
 	s.mu.Unlock()
 	s.info().io.add(&c.io)
+	ci := c.clientInfo() // ClientClosed unless a cause was recorded
+	ci.Closed = time.Now()
+	s.stats.disconnects[ci.Reason].Add(1)
+	s.closedClients.add(ci)
 }
 
 // Addr returns the address of the first listener Serve was given, or nil
@@ -371,6 +381,7 @@ func (s *Server) stop(ctx context.Context) error {
 
 	s.pauses.end(nil)
 	for _, c := range conns {
+		c.endedBecause(ServerShutdown)
 		c.closeAfterFlush()
 	}
 	done := make(chan struct{})
