@@ -106,9 +106,6 @@ func (t *tally) full(mb *member, m *Message) {
 		default: // other publishers refilled it: the new one is lost too
 			newLost = true
 		}
-		if haveEvicted {
-			s.evicted.Add(1)
-		}
 		switch {
 		case haveEvicted && newLost: // both go to the drop handler, the evicted one first
 			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: evicted})
@@ -118,10 +115,13 @@ func (t *tally) full(mb *member, m *Message) {
 		case newLost:
 			t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: *m})
 		}
+		if haveEvicted { // after Dropped: see counts
+			s.evicted.Add(1)
+		}
 	case Disconnect:
 		t.receivers++
-		s.disconnected.Add(1)
 		t.dropLater(s, deferredDelivery{kind: deferDisconnect, mb: mb, m: *m})
+		s.disconnected.Add(1) // after Dropped: see counts
 	default: // DropNewest
 		t.receivers++
 		t.dropLater(s, deferredDelivery{kind: deferDropHook, mb: mb, m: *m})

@@ -359,13 +359,12 @@ func (s *Subscription) counts() counts {
 	for _, mb := range s.members.list {
 		delivered += mb.delivered.Load()
 	}
-	return counts{
-		delivered:    delivered,
-		dropped:      s.dropped.Load(),
-		evicted:      s.evicted.Load(),
-		disconnected: s.disconnected.Load(),
-		gaps:         s.gaps.Load(),
-	}
+	// A drop adds to dropped before its reason's counter, and the reasons
+	// are read first, so that evicted + disconnected never exceed dropped.
+	c := counts{delivered: delivered, evicted: s.evicted.Load(), disconnected: s.disconnected.Load()}
+	c.dropped = s.dropped.Load()
+	c.gaps = s.gaps.Load()
+	return c
 }
 
 // Subscribed returns the channels, patterns and shard channels the
