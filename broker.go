@@ -493,6 +493,27 @@ func (b *Broker) Stats() Stats {
 	return st
 }
 
+// Subscriptions returns the open subscriptions, in no particular order,
+// for introspection: each one's [Subscription.Stats] and
+// [Subscription.Subscribed]. It never blocks on publishers, and returns
+// nil after Close.
+func (b *Broker) Subscriptions() []*Subscription {
+	if b == nil {
+		return nil
+	}
+	b.ready()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.subs) == 0 {
+		return nil
+	}
+	subs := make([]*Subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	return subs
+}
+
 // Close closes every subscription (their channels close after the messages
 // already queued) and makes every later call return [ErrClosed]. It does
 // not wait for consumers. Calling it again does nothing and returns

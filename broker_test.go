@@ -915,3 +915,19 @@ func TestDeliveredSurvivesLeaving(t *testing.T) {
 	assert.Zero(t, st.Dropped)
 	assert.Equal(t, uint64(received), b.Stats().Delivered, "the Broker keeps a closed subscription's count")
 }
+
+func TestSubscriptionsListsTheOpenOnes(t *testing.T) {
+	ctx := context.Background()
+	b := newBroker(t)
+	assert.Empty(t, b.Subscriptions())
+	s1, err := b.Subscribe(ctx, "a")
+	require.NoError(t, err)
+	s2, err := b.PSubscribe(ctx, "p*")
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []*Subscription{s1, s2}, b.Subscriptions())
+	require.NoError(t, s1.Close())
+	assert.Equal(t, []*Subscription{s2}, b.Subscriptions())
+	require.NoError(t, b.Close())
+	assert.Empty(t, b.Subscriptions())
+	assert.Nil(t, (*Broker)(nil).Subscriptions())
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,9 +68,8 @@ type Stats struct {
 // number of subscriptions, as [pubsub.Broker.Stats] does.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	s.init()
 	st := Stats{Clients: len(s.conns), Started: s.started}
-	b := s.broker
+	b := s.brokerLocked()
 	s.mu.Unlock()
 	st.ConnectionsTotal = s.stats.connections.Load()
 	st.Rejected = s.stats.rejected.Load()
@@ -198,4 +198,32 @@ func (c *conn) endedBecause(r DisconnectReason) {
 	c.mu.Lock()
 	c.endedBecauseLocked(r)
 	c.mu.Unlock()
+}
+
+// brokerLocked returns the Broker served, or to be served once Serve
+// starts (nil for a Broker of its own not made yet). s.mu must be held.
+func (s *Server) brokerLocked() *pubsub.Broker {
+	if s.broker != nil {
+		return s.broker
+	}
+	return s.Broker
+}
+
+// InProcessSubscriptions returns the served Broker's open subscriptions
+// that belong to no client of the Server: those Go code in the process
+// made.
+func (s *Server) InProcessSubscriptions() []*pubsub.Subscription {
+	s.mu.Lock()
+	b := s.brokerLocked()
+	s.mu.Unlock()
+	clients := make(map[*pubsub.Subscription]bool)
+	for _, c := range s.connections() {
+		c.mu.Lock()
+		if c.sub != nil {
+			clients[c.sub] = true
+		}
+		c.mu.Unlock()
+	}
+	subs := b.Subscriptions()
+	return slices.DeleteFunc(subs, func(sub *pubsub.Subscription) bool { return clients[sub] })
 }

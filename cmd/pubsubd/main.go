@@ -24,6 +24,10 @@
 //	                       most bytes one command may take (default 1gb)
 //	-shutdown-timeout d    how long SIGINT or SIGTERM waits for clients to
 //	                       receive what is queued for them (default 5s)
+//	-monitor addr          serve the monitoring endpoints over HTTP on addr,
+//	                       such as 127.0.0.1:8222: /metrics (Prometheus),
+//	                       /varz, /connz and /subsz (JSON); see package
+//	                       monitor (default "": off)
 //
 // It logs with log/slog to standard error and exits 0 after a clean
 // shutdown.
@@ -36,12 +40,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/gopherpubsub/pubsub/monitor"
 	"github.com/gopherpubsub/pubsub/server"
 )
 
@@ -66,6 +72,7 @@ func run(args []string) error {
 	normalLimit := fs.String("client-output-buffer-limit-normal", "0 0 0", "output limit of other clients: hard, soft, soft seconds (0: none)")
 	queryLimit := fs.String("client-query-buffer-limit", "1gb", "most bytes one command may take (0: no limit)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 5*time.Second, "how long a shutdown waits for clients to receive what is queued for them")
+	monitorAddr := fs.String("monitor", "", "serve /metrics, /varz, /connz and /subsz over HTTP on this address, such as 127.0.0.1:8222 (\"\": off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,11 +85,25 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	var mon *http.Server
+	if *monitorAddr != "" {
+		monLn, err := net.Listen("tcp", *monitorAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("monitor: %w", err)
+		}
+		mon = &http.Server{Handler: monitor.Handler(srv), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = mon.Serve(monLn) }()
+		srv.Logger.Info("pubsubd monitoring", "addr", "http://"+monLn.Addr().String())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	srv.Logger.Info("pubsubd ready to accept connections", "addr", ln.Addr().String())
+	if mon != nil {
+		defer mon.Close()
+	}
 
 	select {
 	case err := <-served:

@@ -2,7 +2,9 @@ package main
 
 import (
 	"flag"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,7 +80,7 @@ func TestHelpListsTheFlags(t *testing.T) {
 	require.NoError(t, err, "pubsubd -h must exit 0: %s", out)
 	doc, err := exec.Command("go", "doc", ".").CombinedOutput()
 	require.NoError(t, err, "go doc: %s", doc)
-	for _, name := range []string{"bind", "port", "requirepass", "maxclients", "timeout", "client-output-buffer-limit-pubsub", "client-output-buffer-limit-normal", "client-query-buffer-limit", "shutdown-timeout"} {
+	for _, name := range []string{"bind", "port", "requirepass", "maxclients", "timeout", "client-output-buffer-limit-pubsub", "client-output-buffer-limit-normal", "client-query-buffer-limit", "shutdown-timeout", "monitor"} {
 		assert.Contains(t, string(out), "-"+name+" ", "pubsubd -h")
 		assert.Contains(t, string(doc), "-"+name+" ", "go doc ./cmd/pubsubd")
 	}
@@ -96,4 +98,60 @@ func TestConfigureTakesRedisNotation(t *testing.T) {
 	assert.Error(t, configure(&srv, "soon", "32mb 8mb 60", "0 0 0", "1gb"))
 	assert.Error(t, configure(&srv, "0", "32mb 8mb", "0 0 0", "1gb"))
 	assert.Error(t, configure(&srv, "0", "32mb 8mb 60", "0 0 0", "lots"))
+}
+
+// TestMonitorServesTheEndpoints: with -monitor, pubsubd serves /metrics
+// and the JSON endpoints beside the Redis port, and still exits cleanly on
+// SIGTERM.
+func TestMonitorServesTheEndpoints(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "pubsubd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run(), "building pubsubd")
+	var log redistest.Output
+	srv := exec.Command(bin, "-port", "0", "-monitor", "127.0.0.1:0")
+	srv.Stdout, srv.Stderr = &log, &log
+	require.NoError(t, srv.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() { _ = srv.Process.Kill() })
+
+	addrIn := func(prefix string) string {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, rest, ok := strings.Cut(log.String(), prefix); ok {
+				addr, _, _ := strings.Cut(rest, "\n")
+				return strings.TrimSpace(addr)
+			}
+			require.True(t, time.Now().Before(deadline), "no %q in the log:\n%s", prefix, log.String())
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	monitorURL := addrIn("msg=\"pubsubd monitoring\" addr=")
+	redisAddr := addrIn("msg=\"pubsubd ready to accept connections\" addr=")
+	c := redistest.Dial(t, redisAddr)
+	c.Do("SUBSCRIBE", "news")
+
+	for path, want := range map[string]string{
+		"/metrics": "pubsubd_clients 1",
+		"/varz":    `"connections": 1`,
+		"/connz":   `"channels": 1`,
+		"/subsz":   `"name": "news"`,
+	} {
+		resp, err := http.Get(monitorURL + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.Contains(t, string(body), want, path)
+	}
+
+	require.NoError(t, srv.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		assert.NoError(t, err, "log:\n%s", log.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("pubsubd did not exit within 10 s of SIGTERM; log:\n%s", log.String())
+	}
 }
