@@ -323,16 +323,18 @@ func (m *monitor) subsz(w http.ResponseWriter, r *http.Request) {
 		channels, patterns, shardChannels := s.Subscribed()
 		for i, names := range [3][]string{channels, patterns, shardChannels} {
 			for _, name := range names {
-				if filter == "" || pubsub.Match(filter, name) {
-					counts[i][name]++
-				}
+				counts[i][name]++
 			}
 		}
 	}
+	// The filter is matched once per name, as PUBSUB CHANNELS does: time
+	// in proportion to len(filter) × the name's length, at most.
 	list := func(c map[string]int) NameList {
 		names := make([]NameCount, 0, len(c))
 		for name, n := range c {
-			names = append(names, NameCount{name, n})
+			if filter == "" || pubsub.Match(filter, name) {
+				names = append(names, NameCount{name, n})
+			}
 		}
 		slices.SortFunc(names, func(a, b NameCount) int { return cmp.Compare(a.Name, b.Name) })
 		return NameList{Total: len(names), Names: append([]NameCount{}, window(names, offset, limit)...)}

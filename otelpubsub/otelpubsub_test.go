@@ -208,3 +208,40 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
+
+// WithSystem and WithAttributes label every measurement.
+func TestSystemAndAttributesLabelEveryPoint(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer provider.Shutdown(context.Background())
+	b := pubsub.New()
+	defer b.Close()
+	reg, err := otelpubsub.Observe(b, otelpubsub.WithMeterProvider(provider), otelpubsub.WithSystem("redis"),
+		otelpubsub.WithAttributes(attribute.String("broker", "orders")))
+	require.NoError(t, err)
+	defer reg.Unregister()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	points := 0
+	for _, m := range rm.ScopeMetrics[0].Metrics {
+		var sets []attribute.Set
+		switch d := m.Data.(type) {
+		case metricdata.Sum[int64]:
+			for _, p := range d.DataPoints {
+				sets = append(sets, p.Attributes)
+			}
+		case metricdata.Gauge[int64]:
+			for _, p := range d.DataPoints {
+				sets = append(sets, p.Attributes)
+			}
+		}
+		for _, set := range sets {
+			points++
+			system, _ := set.Value("messaging.system")
+			broker, _ := set.Value("broker")
+			assert.Equal(t, "redis", system.AsString(), m.Name)
+			assert.Equal(t, "orders", broker.AsString(), m.Name)
+		}
+	}
+	assert.Equal(t, 12, points, "every instrument but the per-channel one, which names no channel here")
+}

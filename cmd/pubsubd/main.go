@@ -92,7 +92,7 @@ func run(args []string) error {
 			ln.Close()
 			return fmt.Errorf("monitor: %w", err)
 		}
-		mon = &http.Server{Handler: monitor.Handler(srv), ReadHeaderTimeout: 10 * time.Second}
+		mon = &http.Server{Handler: monitor.Handler(srv), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 		go func() { _ = mon.Serve(monLn) }()
 		srv.Logger.Info("pubsubd monitoring", "addr", "http://"+monLn.Addr().String())
 	}
