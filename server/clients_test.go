@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -186,4 +187,53 @@ func TestClosedClientsKeepsTheLast(t *testing.T) {
 	require.Len(t, got, closedClientsKept)
 	assert.Equal(t, int64(5), got[0].ID)
 	assert.Equal(t, int64(closedClientsKept+4), got[len(got)-1].ID)
+}
+
+// Each way a connection ends is recorded with its own reason.
+func TestEachDisconnectReason(t *testing.T) {
+	payload := strings.Repeat("x", 64<<10)
+	flood := func(t *testing.T, addr string) {
+		never := redistest.Dial(t, addr)
+		never.Send("SUBSCRIBE", "big")
+		never.Read()
+		pub := redistest.Dial(t, addr)
+		for pub.Do("PUBLISH", "big", payload).Int == 1 {
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		srv  *Server
+		act  func(t *testing.T, addr string, srv *Server)
+		want DisconnectReason
+	}{
+		{"a client idle past the timeout", &Server{IdleTimeout: 50 * time.Millisecond},
+			func(t *testing.T, addr string, _ *Server) { redistest.Dial(t, addr).Do("PING") }, IdleTimeout},
+		{"output over the soft limit past its period", &Server{PubSubOutputLimit: &OutputLimit{Soft: 1 << 20, SoftPeriod: time.Millisecond}},
+			func(t *testing.T, addr string, _ *Server) { flood(t, addr) }, OutputSoftLimit},
+		{"a command over the query buffer limit", &Server{MaxQueryBuffer: 1 << 10},
+			func(t *testing.T, addr string, _ *Server) {
+				c := redistest.Dial(t, addr)
+				c.Send("PING", strings.Repeat("x", 4<<10))
+				_, _ = c.ReadErr()
+			}, QueryBufferLimit},
+		{"DropClients", &Server{},
+			func(t *testing.T, addr string, srv *Server) {
+				redistest.Dial(t, addr).Do("PING")
+				srv.DropClients()
+			}, Killed},
+		{"Shutdown", &Server{},
+			func(t *testing.T, addr string, srv *Server) {
+				redistest.Dial(t, addr).Do("PING")
+				require.NoError(t, srv.Shutdown(context.Background()))
+			}, ServerShutdown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := start(t, tc.srv)
+			tc.act(t, addr, tc.srv)
+			waitFor(t, "a client to end", func() bool { return tc.srv.Stats().Disconnects[tc.want] >= 1 })
+			closed := tc.srv.ClosedClients()
+			require.NotEmpty(t, closed)
+			assert.Equal(t, tc.want, closed[0].Reason)
+		})
+	}
 }
