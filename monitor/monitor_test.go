@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gopherpubsub/pubsub"
 	"github.com/gopherpubsub/pubsub/internal/redistest"
@@ -132,7 +131,7 @@ func TestMetricsFollowTheWorkload(t *testing.T) {
 	bad := redistest.Dial(t, addr)
 	bad.SendRaw([]byte("*1\r\n$x\r\n"))
 	_, _ = bad.ReadErr()
-	waitFor(t, "both disconnections to be counted", func() bool {
+	redistest.WaitFor(t, "both disconnections to be counted", func() bool {
 		m := scrape(t, mon)
 		return m["pubsubd_disconnects_total{output_hard_limit}"] == 1 && m["pubsubd_disconnects_total{protocol_error}"] == 1
 	})
@@ -148,17 +147,6 @@ func TestMetricsFollowTheWorkload(t *testing.T) {
 	assert.Equal(t, 2.0, m["pubsubd_clients"], "sub and pub are left")
 	assert.GreaterOrEqual(t, m["pubsubd_connections_total"], 4.0)
 	assert.GreaterOrEqual(t, m["pubsub_messages_delivered_total"], 5.0+5.0)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // /connz shows a subscriber that never reads: its queue growing, first
@@ -187,7 +175,7 @@ func TestConnzShowsAStuckSubscriberAndWhyItWent(t *testing.T) {
 	require.NotEmpty(t, queue, "/connz showed the queue")
 	assert.Greater(t, slices.Max(queue), int64(2<<20), "/connz showed the queue growing towards the 4 MB limit")
 
-	waitFor(t, "the closed client in /connz", func() bool {
+	redistest.WaitFor(t, "the closed client in /connz", func() bool {
 		return getJSON[monitor.Connz](t, mon, "/connz?state=closed").Total == 1
 	})
 	closed := getJSON[monitor.Connz](t, mon, "/connz?state=closed").Connections[0]

@@ -144,7 +144,7 @@ func TestDisconnectReasonsAreCounted(t *testing.T) {
 	quitter := redistest.Dial(t, addr)
 	quitter.Do("QUIT")
 
-	waitFor(t, "four clients to end", func() bool { return len(srv.ClosedClients()) == 4 })
+	redistest.WaitFor(t, "four clients to end", func() bool { return len(srv.ClosedClients()) == 4 })
 	st := srv.Stats()
 	assert.Equal(t, int64(1), st.Disconnects[OutputHardLimit])
 	assert.Equal(t, int64(1), st.Disconnects[ProtocolError])
@@ -230,7 +230,7 @@ func TestEachDisconnectReason(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := start(t, tc.srv)
 			tc.act(t, addr, tc.srv)
-			waitFor(t, "a client to end", func() bool { return tc.srv.Stats().Disconnects[tc.want] >= 1 })
+			redistest.WaitFor(t, "a client to end", func() bool { return tc.srv.Stats().Disconnects[tc.want] >= 1 })
 			closed := tc.srv.ClosedClients()
 			require.NotEmpty(t, closed)
 			assert.Equal(t, tc.want, closed[0].Reason)

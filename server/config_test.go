@@ -213,9 +213,9 @@ func TestConfigSetTakesEffect(t *testing.T) {
 		sub := neverReads(t, addr)
 		_, err := sub.Write(resp.AppendCommand(nil, "SUBSCRIBE", "flood"))
 		require.NoError(t, err)
-		waitFor(t, "the subscriber", func() bool { return admin.Do("PUBSUB", "NUMSUB", "flood").Elems[1].Int == 1 })
+		redistest.WaitFor(t, "the subscriber", func() bool { return admin.Do("PUBSUB", "NUMSUB", "flood").Elems[1].Int == 1 })
 		payload := strings.Repeat("x", 16<<10)
-		waitFor(t, "the subscriber to be dropped past 64 KB", func() bool {
+		redistest.WaitFor(t, "the subscriber to be dropped past 64 KB", func() bool {
 			return admin.Do("PUBLISH", "flood", payload).Int == 0
 		})
 		require.Equal(t, "OK", admin.Do("CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60").Str)
@@ -285,7 +285,7 @@ func TestClientPause(t *testing.T) {
 		b.Send("PUBLISH", "x", "1") // held
 		b.Send("MULTI")
 		c := redistest.Dial(t, addr)
-		waitFor(t, "the PUBLISH to be held", func() bool {
+		redistest.WaitFor(t, "the PUBLISH to be held", func() bool {
 			return infoField(t, c.Do("INFO", "clients").Str, "blocked_clients") == "1"
 		})
 		assert.Equal(t, "OK", c.Do("CLIENT", "UNPAUSE").Str)
@@ -296,7 +296,7 @@ func TestClientPause(t *testing.T) {
 		b.Send("EXEC") // held: PING queued only, so not held
 		assert.Equal(t, "PONG", b.Read().Elems[0].Str)
 		b.Send("FLUSHALL")
-		waitFor(t, "FLUSHALL to be held", func() bool {
+		redistest.WaitFor(t, "FLUSHALL to be held", func() bool {
 			return infoField(t, c.Do("INFO", "clients").Str, "blocked_clients") == "1"
 		})
 		assert.Equal(t, "OK", c.Do("CLIENT", "UNPAUSE").Str)

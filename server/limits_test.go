@@ -53,18 +53,6 @@ func clientIDs(t *testing.T, c *redistest.Conn) []int64 {
 	return ids
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A client that sends a pipeline and QUIT and never reads keeps its
 // replies queued: it still counts against MaxClients, CLIENT LIST shows it,
 // CLIENT KILL ends it, and Shutdown's deadline is kept whatever it does.
@@ -89,14 +77,14 @@ func TestUnreadOutputAfterQuitStillCounts(t *testing.T) {
 		other = ids[1]
 	}
 	assert.Equal(t, int64(1), admin.Do("CLIENT", "KILL", "ID", strconv.FormatInt(other, 10)).Int)
-	waitFor(t, "the killed client to leave CLIENT LIST", func() bool { return len(clientIDs(t, admin)) == 1 })
+	redistest.WaitFor(t, "the killed client to leave CLIENT LIST", func() bool { return len(clientIDs(t, admin)) == 1 })
 }
 
 // waitReaderDone waits until a connection's reader has ended (it took
 // QUIT) while its writer is still running.
 func waitReaderDone(t *testing.T, srv *Server) {
 	t.Helper()
-	waitFor(t, "a client's reader to end", func() bool {
+	redistest.WaitFor(t, "a client's reader to end", func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		for _, c := range srv.conns {
