@@ -55,8 +55,11 @@
 // [DropOldest] keeps the latest messages; [Disconnect] closes the
 // subscription with [ErrSlowConsumer] as Redis's output-buffer limit
 // disconnects a client; [Block] makes Publish wait for room until its
-// context ends. Drops are never silent: [SubscriptionStats].Dropped and
-// [WithDropHandler] report them.
+// context ends. Drops are never silent: [SubscriptionStats].Dropped (with
+// the reason: Evicted, Disconnected, or refused by a full buffer),
+// [Broker.Stats] and [WithDropHandler] report them; the module
+// github.com/gopherpubsub/pubsub/otelpubsub makes OpenTelemetry metrics
+// of them.
 //
 // Ordering: messages published one after another by one goroutine reach
 // each subscription in publish order. Messages from concurrent publishers
@@ -81,7 +84,7 @@
 // it, never before):
 //
 //	Subscription.opMu   Subscribe, Unsubscribe and close of one subscription
-//	Broker.mu           the registry: close's forget, Stats
+//	Broker.mu           the registry: close's forget, Stats, Subscriptions
 //	one of:             a channel stripe's mu, the pattern index's mu,
 //	                    Subscription.mu (never two of these together)
 //

@@ -185,7 +185,7 @@ func (c *conn) clientInfo() ClientInfo {
 	return ci
 }
 
-// endedBecause records why the connection is ending, unless a reason was
+// endedBecauseLocked records why the connection is ending, unless a reason was
 // recorded already: the first cause is the one that counts. c.mu must be
 // held.
 func (c *conn) endedBecauseLocked(r DisconnectReason) {
