@@ -315,11 +315,7 @@ func (m *monitor) subsz(w http.ResponseWriter, r *http.Request) {
 	for i := range counts {
 		counts[i] = make(map[string]int)
 	}
-	b := m.srv.BrokerInUse()
-	if b == nil {
-		b = m.srv.Broker
-	}
-	for _, s := range b.Subscriptions() {
+	for _, s := range m.srv.BrokerInUse().Subscriptions() {
 		channels, patterns, shardChannels := s.Subscribed()
 		for i, names := range [3][]string{channels, patterns, shardChannels} {
 			for _, name := range names {

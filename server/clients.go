@@ -213,9 +213,7 @@ func (s *Server) brokerLocked() *pubsub.Broker {
 // that belong to no client of the Server: those Go code in the process
 // made.
 func (s *Server) InProcessSubscriptions() []*pubsub.Subscription {
-	s.mu.Lock()
-	b := s.brokerLocked()
-	s.mu.Unlock()
+	b := s.BrokerInUse()
 	clients := make(map[*pubsub.Subscription]bool)
 	for _, c := range s.connections() {
 		c.mu.Lock()

@@ -343,11 +343,11 @@ func (s *Server) Addr() net.Addr {
 }
 
 // BrokerInUse returns the Broker being served: Broker, or the one the
-// Server made. It is nil before Serve.
+// Server made. Before Serve it is Broker, nil if that is.
 func (s *Server) BrokerInUse() *pubsub.Broker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.broker
+	return s.brokerLocked()
 }
 
 // Close stops the listeners and drops every connection at once, then
