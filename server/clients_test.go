@@ -46,7 +46,7 @@ func TestClientListMatchesRedis(t *testing.T) {
 		names  []string
 		values map[string]string
 	}
-	look := func(addr string) (subscriber, stuck, self client) {
+	look := func(addr string) (subscriber, stuck, self, inMulti, waiting client) {
 		sub := redistest.Dial(t, addr)
 		sub.Do("CLIENT", "SETNAME", "subscriber")
 		sub.Send("SUBSCRIBE", "a", "b")
@@ -60,6 +60,15 @@ func TestClientListMatchesRedis(t *testing.T) {
 		never.Do("CLIENT", "SETNAME", "stuck")
 		never.Send("SUBSCRIBE", "big")
 		never.Read()
+		// One in MULTI with two commands queued, one blocked in WAIT.
+		tx := redistest.Dial(t, addr)
+		tx.Do("CLIENT", "SETNAME", "tx")
+		tx.Do("MULTI")
+		tx.Do("PUBLISH", "a", "b")
+		tx.Do("PUBLISH", "channel", "payload")
+		blocked := redistest.Dial(t, addr)
+		blocked.Do("CLIENT", "SETNAME", "blocked")
+		blocked.Send("WAIT", "1", "0") // no replica will ever answer
 		admin := redistest.Dial(t, addr)
 		admin.Do("CLIENT", "SETNAME", "admin")
 		payload := strings.Repeat("x", 64<<10)
@@ -69,12 +78,17 @@ func TestClientListMatchesRedis(t *testing.T) {
 		subscriber.names, subscriber.values = clientFields(clientLine(t, admin, "subscriber"))
 		stuck.names, stuck.values = clientFields(clientLine(t, admin, "stuck"))
 		self.names, self.values = clientFields(strings.TrimSpace(admin.Do("CLIENT", "INFO").Str))
-		return subscriber, stuck, self
+		inMulti.names, inMulti.values = clientFields(clientLine(t, admin, "tx"))
+		redistest.WaitFor(t, "the WAIT to block", func() bool {
+			waiting.names, waiting.values = clientFields(clientLine(t, admin, "blocked"))
+			return strings.Contains(waiting.values["flags"], "b")
+		})
+		return subscriber, stuck, self, inMulti, waiting
 	}
-	rSub, rStuck, rSelf := look(redisAddr)
-	oSub, oStuck, oSelf := look(ours)
+	rSub, rStuck, rSelf, rMulti, rWait := look(redisAddr)
+	oSub, oStuck, oSelf, oMulti, oWait := look(ours)
 
-	for _, pair := range [][2]client{{rSub, oSub}, {rStuck, oStuck}, {rSelf, oSelf}} {
+	for _, pair := range [][2]client{{rSub, oSub}, {rStuck, oStuck}, {rSelf, oSelf}, {rMulti, oMulti}, {rWait, oWait}} {
 		red, our := pair[0], pair[1]
 		assert.Equal(t, red.names, our.names, "field names and order")
 		for _, field := range []string{"name", "flags", "db", "sub", "psub", "ssub", "multi", "argv-mem", "multi-mem", "user", "redir", "resp"} {
@@ -92,7 +106,13 @@ func TestClientListMatchesRedis(t *testing.T) {
 	assert.Equal(t, "subscribe", oStuck.values["cmd"])
 	assert.Equal(t, rSelf.values["cmd"], oSelf.values["cmd"], "CLIENT INFO names itself as Redis does")
 	assert.Equal(t, rSub.values["cmd"], oSub.values["cmd"])
+	for _, field := range []string{"flags", "multi", "multi-mem", "cmd"} {
+		assert.Equal(t, rMulti.values[field], oMulti.values[field], "%s of a client in MULTI", field)
+		assert.Equal(t, rWait.values[field], oWait.values[field], "%s of a client blocked in WAIT", field)
+	}
 	assert.Equal(t, "0", oSub.values["omem"], "nothing is queued for a client that reads")
+	assert.Equal(t, "0", oSub.values["rbs"], "a client waiting for input holds no read buffer")
+	assert.Equal(t, "0", oSub.values["qbuf"])
 	// obl is Redis's fixed 16 KB reply buffer, which we have not: ours is
 	// 0, as Redis's is while nothing waits.
 	assert.Equal(t, rSub.values["obl"], oSub.values["obl"])

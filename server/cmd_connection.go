@@ -125,7 +125,8 @@ func cmdReset(c *conn, w *resp.Writer, _ []string) {
 	if sub != nil {
 		_ = sub.Close()
 	}
-	c.multi, c.replyMode, c.caching = nil, replyOn, false
+	c.setMulti(nil)
+	c.replyMode, c.caching = replyOn, false
 	w.Proto = c.srv.firstProtocol()
 	w.Simple("RESET")
 }
@@ -419,15 +420,26 @@ func cmdClientReply(c *conn, w *resp.Writer, args []string) {
 // held (a client idle between commands holds none), omem the output
 // queued and oll the chunks it is queued in, tot-mem the connection's
 // structure, read buffer, output and argv-mem. argv-mem is that of the
-// command running, which only the client asking knows of itself (Redis
-// frees another's arguments between its commands).
+// command running, which only the client asking knows of itself, or of
+// a command blocked in WAIT (Redis frees a client's arguments between its
+// commands).
 func (c *conn) infoLine(argvMem int) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	flags := c.track.listFlags()
+	// Redis's order: P (subscribed), x (in MULTI), b (blocked), then the
+	// tracking flags.
+	flags := ""
 	if c.subscribedLocked() {
-		flags = "P" + flags
+		flags += "P"
 	}
+	multi := c.multiQueued.Load()
+	if multi >= 0 {
+		flags += "x"
+	}
+	if c.blocked.Load() != notBlocked {
+		flags += "b"
+	}
+	flags += c.track.listFlags()
 	if flags == "" {
 		flags = "N"
 	}
@@ -443,18 +455,21 @@ func (c *conn) infoLine(argvMem int) string {
 	if c.sub != nil {
 		st = c.sub.Stats()
 	}
+	if argvMem == 0 {
+		argvMem = int(c.blockedArgv.Load())
+	}
 	qbuf, rbs := c.queryBuffered.Load(), c.readBufferHeld.Load()
 	omem := c.out.pending()
 	events := "r"
 	if omem > 0 {
 		events = "rw"
 	}
-	totMem := int64(unsafe.Sizeof(*c)) + rbs + omem + int64(argvMem)
+	totMem := int64(unsafe.Sizeof(*c)) + rbs + omem + int64(argvMem) + c.multiMem.Load()
 	now := time.Now()
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d ssub=%d multi=-1 qbuf=%d qbuf-free=%d argv-mem=%d multi-mem=0 rbs=%d rbp=%d obl=0 oll=%d omem=%d tot-mem=%d events=%s cmd=%s user=default redir=%d resp=%d",
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d ssub=%d multi=%d qbuf=%d qbuf-free=%d argv-mem=%d multi-mem=%d rbs=%d rbp=%d obl=0 oll=%d omem=%d tot-mem=%d events=%s cmd=%s user=default redir=%d resp=%d",
 		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.fd, c.name,
 		int(now.Sub(c.born).Seconds()), int(now.Sub(time.Unix(0, c.lastIO.Load())).Seconds()), flags, c.db,
-		st.Channels, st.Patterns, st.ShardChannels, qbuf, max(rbs-qbuf, 0), argvMem, rbs, rbs, len(c.out.chunks), omem, totMem, events,
+		st.Channels, st.Patterns, st.ShardChannels, multi, qbuf, max(rbs-qbuf, 0), argvMem, c.multiMem.Load(), rbs, rbs, len(c.out.chunks), omem, totMem, events,
 		cmd, redir, c.proto)
 }
 

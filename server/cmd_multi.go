@@ -25,7 +25,7 @@ func cmdMulti(c *conn, w *resp.Writer, _ []string) {
 		w.Error("ERR MULTI calls can not be nested")
 		return
 	}
-	c.multi = &multiState{}
+	c.setMulti(&multiState{})
 	w.Simple("OK")
 }
 
@@ -34,7 +34,7 @@ func cmdDiscard(c *conn, w *resp.Writer, _ []string) {
 		w.Error("ERR DISCARD without MULTI")
 		return
 	}
-	c.multi = nil
+	c.setMulti(nil)
 	w.Simple("OK")
 }
 
@@ -44,7 +44,7 @@ func cmdExec(c *conn, w *resp.Writer, _ []string) {
 		return
 	}
 	m := c.multi
-	c.multi = nil
+	c.setMulti(nil)
 	if m.failed {
 		w.Error("EXECABORT Transaction discarded because of previous errors.")
 		return

@@ -184,6 +184,8 @@ func cmdWait(c *conn, w *resp.Writer, args []string) {
 	if replicas > 0 && !c.inExec {
 		var timeout <-chan time.Time
 		c.blocked.Store(blockedForever)
+		c.blockedArgv.Store(int64(argvMem(args))) // Redis keeps a blocked command's arguments
+		defer c.blockedArgv.Store(0)
 		if ms > 0 {
 			t := time.NewTimer(time.Duration(ms) * time.Millisecond)
 			defer t.Stop()

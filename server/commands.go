@@ -189,7 +189,7 @@ func (c *conn) runOne(w *resp.Writer, args []string, start int) {
 	default:
 		c.waitWhilePaused(cmd)
 		if c.multi != nil && !cmd.noQueue {
-			c.multi.queued = append(c.multi.queued, slices.Clone(args))
+			c.queueInMulti(args)
 			w.Simple("QUEUED")
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,8 +62,13 @@ type conn struct {
 	io             ioCounts
 	queryBuffered  atomic.Int64
 	readBufferHeld atomic.Int64 // the size of the read buffer the reader holds, or 0
-	fd             int          // the socket's descriptor, for CLIENT LIST; -1 if none
-	blocked        atomic.Int32
+	// multiQueued is how many commands MULTI queued (-1 outside MULTI),
+	// multiMem their memory as Redis counts it: for CLIENT LIST.
+	multiQueued atomic.Int64
+	multiMem    atomic.Int64
+	blockedArgv atomic.Int64 // argv-mem of a command blocked in WAIT
+	fd          int          // the socket's descriptor, for CLIENT LIST; -1 if none
+	blocked     atomic.Int32
 
 	// Used only by the reader goroutine.
 	multi     *multiState
@@ -137,6 +143,25 @@ type multiState struct {
 	failed bool // a command was refused while queuing: EXEC aborts
 }
 
+// setMulti enters MULTI (m not nil) or leaves it, and tells CLIENT LIST.
+func (c *conn) setMulti(m *multiState) {
+	c.multi = m
+	if m == nil {
+		c.multiQueued.Store(-1)
+	} else {
+		c.multiQueued.Store(0)
+	}
+	c.multiMem.Store(0)
+}
+
+// queueInMulti queues a command of a transaction.
+func (c *conn) queueInMulti(args []string) {
+	c.multi.queued = append(c.multi.queued, slices.Clone(args))
+	c.multiQueued.Add(1)
+	// What Redis counts: the arguments, and a pointer to each.
+	c.multiMem.Add(int64(argvMem(args) + 8*len(args)))
+}
+
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		srv:    s,
@@ -153,6 +178,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.pubCtx = context.WithValue(c.ctx, batchKey{}, &c.batch)
 	c.running.Store(2)
 	c.lastIO.Store(c.born.UnixNano())
+	c.multiQueued.Store(-1)
 	c.fd = -1
 	if c.raw != nil {
 		c.rawRead = newRawReader(c.raw)
@@ -525,7 +551,6 @@ func (c *conn) readLoop() {
 		c.rd.MaxQueryBuffer, c.rd.MaxBulkLen = lim.maxQueryBuffer, lim.maxBulkLen
 		args, err := c.rd.ReadCommand()
 		c.queryBuffered.Store(int64(c.rd.Buffered()))
-		c.readBufferHeld.Store(int64(c.rd.Holding()))
 		if err != nil {
 			var pe *resp.ProtocolError
 			if errors.As(err, &pe) {
@@ -648,8 +673,13 @@ func (r idleReader) read(p []byte, in *resp.Input) (int, error) {
 		var n int
 		var err error
 		if in != nil {
+			if in.Buffered() == 0 {
+				c.readBufferHeld.Store(0) // readInto gives it back while it waits
+			}
 			n, err = c.rawRead.readInto(in)
+			c.readBufferHeld.Store(int64(in.Held()))
 		} else {
+			c.readBufferHeld.Store(resp.ReadBufferSize) // p is the free end of a buffer kept while it waits
 			n, err = c.nc.Read(p)
 		}
 		if n > 0 {

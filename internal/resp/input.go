@@ -54,6 +54,15 @@ func (in *Input) Take() []byte {
 	return in.buf[in.w:]
 }
 
+// Held returns the size of the buffer held: ReadBufferSize, or 0 once
+// it went back to the pool.
+func (in *Input) Held() int {
+	if in.buf == nil {
+		return 0
+	}
+	return ReadBufferSize
+}
+
 // NoWait reports whether a LazyReader must return at once, with 0 and
 // no error, rather than wait for input.
 func (in *Input) NoWait() bool { return in.noWait }

@@ -76,15 +76,6 @@ func NewPooledRequestReader(r io.Reader, pool *sync.Pool) *RequestReader {
 // server can flush its replies only once a pipeline has been consumed.
 func (r *RequestReader) Buffered() int { return r.br.Buffered() }
 
-// Holding returns the size of the read buffer held now: 0 for a reader
-// whose pool took its buffer back, ReadBufferSize otherwise.
-func (r *RequestReader) Holding() int {
-	if r.br.buf == nil {
-		return 0
-	}
-	return ReadBufferSize
-}
-
 // ReadMore reads what has already arrived from a LazyReader, without
 // waiting for more, and reports whether bytes had (an error waits for
 // the next read): a server that
