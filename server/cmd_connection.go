@@ -118,7 +118,7 @@ func cmdReset(c *conn, w *resp.Writer, _ []string) {
 	c.sub, c.subCount, c.shardCount = nil, 0, 0
 	c.proto = c.srv.firstProtocol()
 	c.authed = c.srv.limits.Load().password == ""
-	c.rd.Authenticated = c.authed
+	c.dec.Authenticated = c.authed
 	c.name, c.db = "", 0
 	c.track = tracking{}
 	c.mu.Unlock()
@@ -221,7 +221,7 @@ func (c *conn) checkPassword(w *resp.Writer, user, pass string) bool {
 	c.mu.Lock()
 	c.authed = true
 	c.mu.Unlock()
-	c.rd.Authenticated = true
+	c.dec.Authenticated = true
 	return true
 }
 

@@ -124,7 +124,6 @@ func cmdUnsubscribe(c *conn, w *resp.Writer, args []string) {
 // the output class. c.mu must be held while it runs.
 func (c *conn) confirmer(w *resp.Writer, kind string, ns pubsub.Namespace) pubsub.Confirm {
 	return func(name string, count int) {
-		c.subsChanged = true
 		if ns == pubsub.ShardChannels {
 			c.shardCount = count
 		} else {

@@ -182,22 +182,35 @@ func cmdWait(c *conn, w *resp.Writer, args []string) {
 		return
 	}
 	if replicas > 0 && !c.inExec {
-		var timeout <-chan time.Time
+		// The client is parked until the timeout; the others go on.
 		c.blocked.Store(blockedForever)
-		c.blockedArgv.Store(int64(argvMem(args))) // Redis keeps a blocked command's arguments
-		defer c.blockedArgv.Store(0)
 		if ms > 0 {
-			t := time.NewTimer(time.Duration(ms) * time.Millisecond)
-			defer t.Stop()
-			timeout = t.C
 			c.blocked.Store(blockedWithTimeout)
 		}
-		defer c.blocked.Store(notBlocked)
-		select {
-		case <-timeout:
-		case <-c.ctx.Done():
-			return // killed: no reply
-		}
+		c.blockedArgv.Store(int64(argvMem(args))) // Redis keeps a blocked command's arguments
+		c.srv.loop.park(c, func() bool {
+			defer c.blocked.Store(notBlocked)
+			defer c.blockedArgv.Store(0)
+			var timeout <-chan time.Time
+			if ms > 0 {
+				t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+				defer t.Stop()
+				timeout = t.C
+			}
+			select {
+			case <-timeout:
+				return true
+			case <-c.done:
+				return false // killed: no reply
+			}
+		}, func() {
+			c.mu.Lock()
+			w := resp.Writer{Proto: c.proto}
+			w.Int(0)
+			c.appendLocked(w.Buf)
+			c.mu.Unlock()
+		})
+		return
 	}
 	w.Int(0)
 }

@@ -187,7 +187,9 @@ func (c *conn) runOne(w *resp.Writer, args []string, start int) {
 		c.failMulti()
 		w.Error(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name))
 	default:
-		c.waitWhilePaused(cmd)
+		if c.heldByPause(cmd, args) {
+			return
+		}
 		if c.multi != nil && !cmd.noQueue {
 			c.queueInMulti(args)
 			w.Simple("QUEUED")

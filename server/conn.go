@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
+
 	"net"
 	"os"
 	"slices"
@@ -17,33 +17,33 @@ import (
 	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
-// conn is one client connection. Its reader goroutine runs commands one at
-// a time. Replies and pushed messages are queued in out under mu, the lock
+// conn is one client connection. The Server's loop (loop.go) reads it,
+// parses and runs its commands; the fields the loop alone uses need no
+// lock. Replies and pushed messages are queued in out under mu, the lock
 // publishing goroutines take to queue a message too, so a client sees
 // replies and messages in the order Redis would send them.
 //
 // Whoever holds writeMu writes the queue to the socket, with one attempt
-// that never blocks: the reader once it has consumed a pipeline (as Redis
-// answers from its event loop, saving a goroutine hand-off per reply), and
-// the Server's flusher for pushed messages (flush.go). What they leave is
-// the writer goroutine's, which blocks. So the reader never waits for a
-// client that does not read: it keeps reading commands, and their replies
-// wait in out, up to the client's output limit, as in Redis.
+// that never blocks: the loop, before it waits again (as Redis's
+// beforeSleep writes every client's replies), for the replies of the
+// commands it ran and the messages publishers queued. What the socket
+// does not take at once is the writer goroutine's, which blocks. So the
+// loop never waits for a client that does not read: its replies wait in
+// out, up to the client's output limit, as in Redis.
 //
 // Lock order: Server.mu is taken alone. writeMu, then mu. mu, then the
 // Subscription's locks (Add and Remove run under mu, and deliver asks
-// Holds under it) or the flusher's mu; the Broker calls deliver with none
+// Holds under it), then the loop's mu; the Broker calls deliver with none
 // of its locks held.
 //
 // The connection counts as a client (CLIENT LIST, MaxClients, Shutdown)
-// until both goroutines have ended: a client that sent QUIT after a
-// pipeline it never reads stays listed, and killable, while its replies
-// wait.
+// until the loop is done with its input and the writer has ended: a
+// client that sent QUIT after a pipeline it never reads stays listed, and
+// killable, while its replies wait.
 type conn struct {
 	srv  *Server
 	nc   net.Conn
 	id   int64
-	rd   *resp.RequestReader
 	born time.Time
 	// ctx ends when the connection is killed; a command that may block
 	// (a PUBLISH to a Go subscriber under the Block policy) takes it.
@@ -52,10 +52,12 @@ type conn struct {
 	// lastIO is when a byte was last read from or written to the client
 	// (unix nanoseconds), for the idle timeout.
 	lastIO atomic.Int64
-	// running counts the connection's goroutines still running; the last
-	// one to end removes the connection from the Server.
+	// running counts the loop's hold on the connection's input and its
+	// writer goroutine; the last to end removes the connection from the
+	// Server.
 	running atomic.Int32
-	// flushPending: the flusher will write this connection's output.
+	// flushPending: the loop will write the output publishers outside it
+	// queued.
 	flushPending atomic.Bool
 	// io is what was read and written, queryBuffered the bytes read and
 	// not yet run, blocked whether a command waits (WAIT): for INFO.
@@ -70,21 +72,24 @@ type conn struct {
 	fd          int          // the socket's descriptor, for CLIENT LIST; -1 if none
 	blocked     atomic.Int32
 
-	// Used only by the reader goroutine.
-	multi     *multiState
-	replyMode replyMode
-	reply     resp.Writer // the reply being built
-	cmd       *command    // the command running
-	quit      bool        // the command running ends the connection
-	batch     publishBatch
+	// Used only by the loop.
+	dec         *resp.Decoder // the input not yet run
+	src         source        // where the loop reads the input from
+	token       int32         // the poller's name for it; 0 if not polled
+	inputErr    error         // how reading ended; taken once the input is run
+	added       bool          // the loop took it (evAdd)
+	inputDone   bool          // no more input is read or run
+	parked      bool          // a command waits (park): the later ones wait too
+	flushQueued bool          // in the loop's flush list
+	multi       *multiState
+	replyMode   replyMode
+	reply       resp.Writer // the reply being built
+	cmd         *command    // the command running
+	quit        bool        // the command running ends the connection
+	batch       publishBatch
 	// invalidateAfterReply: the command running flushed (FLUSHALL), and
 	// this client's own invalidation follows its reply, as in Redis.
 	invalidateAfterReply bool
-	// subsChanged: the command run subscribed or unsubscribed; the reader
-	// reads what else has arrived before it writes the replies, so that
-	// another client's command that came later is less likely to run
-	// between this client's.
-	subsChanged bool
 	// caching: CLIENT CACHING was sent, for the command after it.
 	caching bool
 	inExec  bool            // EXEC is running the queued commands, which never block
@@ -124,9 +129,6 @@ type conn struct {
 	written int             // bytes of writing[0] already written
 	iov     net.Buffers     // reused to write writing with one writev
 	raw     syscall.RawConn // nc's, for writes that never block; nil if it has none
-
-	readDeadline bool       // the reader set a read deadline; used only by the reader
-	rawRead      *rawReader // nil if raw is
 }
 
 type replyMode uint8
@@ -181,11 +183,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.multiQueued.Store(-1)
 	c.fd = -1
 	if c.raw != nil {
-		c.rawRead = newRawReader(c.raw)
 		_ = c.raw.Control(func(fd uintptr) { c.fd = int(fd) })
 	}
-	c.rd = resp.NewPooledRequestReader(idleReader{c}, &s.readBuffers)
-	c.rd.Authenticated = c.authed
+	c.dec = resp.NewDecoder(&s.readBuffers)
+	c.dec.Authenticated = c.authed
 	return c
 }
 
@@ -263,8 +264,7 @@ func (c *conn) wakeWriter() {
 	}
 }
 
-// flushNow writes the queued output from the calling goroutine (the
-// reader once its pipeline is consumed, or the flusher), with one attempt
+// flushNow writes the queued output from the loop, with one attempt
 // that does not block, if no one else is writing; whatever is left is the
 // writer goroutine's.
 func (c *conn) flushNow() {
@@ -424,6 +424,17 @@ func (c *conn) killLocked() {
 		close(c.done)
 		c.cancel()
 		c.nc.Close()
+		c.srv.loop.post(event{kind: evKilled, c: c})
+	}
+}
+
+// isKilled reports whether the connection was killed.
+func (c *conn) isKilled() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -439,7 +450,7 @@ func (c *conn) kill() {
 // returns, as Redis frees a client it kills: once CLIENT KILL or
 // DropClients returns, PUBLISH and PUBSUB answer without it. Closing a
 // subscription of many names takes a while, so only a caller that may
-// wait drops (the flusher, which writes for every client, kills).
+// wait drops (the loop, which writes for every client, kills).
 func (c *conn) drop() {
 	c.endedBecause(Killed)
 	c.kill()
@@ -462,9 +473,10 @@ func (c *conn) closeAfterFlush() {
 
 // deliver is the function of the client's subscription sub: it queues a
 // pushed message. From a publish by another client (ctx carries its
-// batch), the message is encoded once for every subscriber of one
-// protocol, and this connection is written to once that client's pipeline
-// is done, rather than woken for every message.
+// batch), it runs on the loop: the message is encoded once for every
+// subscriber of one protocol, and this connection is written to before
+// the loop waits again. From a Go publisher, the loop is woken to write
+// it, once for however many messages come before it does.
 // A message for a name the client no longer holds comes from a publish
 // that raced with the unsubscribe (a func subscription may be called once
 // after it); Redis would have sent it before the confirmation, which has
@@ -487,8 +499,12 @@ func (c *conn) deliver(ctx context.Context, sub *pubsub.Subscription, m pubsub.M
 		c.push = encodePush(c.push[:0], m, c.proto)
 		enc = c.push
 	}
-	if c.appendLocked(enc) {
-		c.srv.flusher.markLocked(c)
+	switch {
+	case !c.appendLocked(enc):
+	case batch != nil:
+		c.srv.loop.queueFlush(c)
+	default:
+		c.srv.loop.markDirtyLocked(c)
 	}
 	if cap(c.push) > outChunk { // a large message: do not keep its buffer
 		c.push = nil
@@ -514,9 +530,8 @@ func encodePush(buf []byte, m pubsub.Message, proto int) []byte {
 
 type batchKey struct{}
 
-// publishBatch is what the publishes of one connection share, owned by its
-// reader goroutine (a subscription's function runs on the publishing
-// goroutine): the last message's encoding, made once for all its
+// publishBatch is what the publishes of one connection share, owned by
+// the loop (a subscription's function runs on the publishing goroutine): the last message's encoding, made once for all its
 // subscribers of one protocol.
 type publishBatch struct {
 	key   pubsub.Message
@@ -543,79 +558,6 @@ func (b *publishBatch) release() {
 	}
 }
 
-func (c *conn) readLoop() {
-	defer c.finish()
-	for {
-		// CONFIG SET takes effect for the next command of every client.
-		lim := c.srv.limits.Load()
-		c.rd.MaxQueryBuffer, c.rd.MaxBulkLen = lim.maxQueryBuffer, lim.maxBulkLen
-		args, err := c.rd.ReadCommand()
-		c.queryBuffered.Store(int64(c.rd.Buffered()))
-		if err != nil {
-			var pe *resp.ProtocolError
-			if errors.As(err, &pe) {
-				c.mu.Lock()
-				c.endedBecauseLocked(ProtocolError)
-				w := resp.Writer{Proto: c.proto}
-				w.Error("ERR " + pe.Msg)
-				c.queueLocked(w.Buf)
-				c.mu.Unlock()
-				c.closeAfterFlush()
-				return
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				// The client shut its write side (or closed): what is
-				// queued for it is written first, as Redis writes its
-				// replies before it reads the end of the input.
-				c.closeAfterFlush()
-				return
-			}
-			switch {
-			case errors.Is(err, resp.ErrQueryBufferLimit):
-				c.endedBecause(QueryBufferLimit)
-				c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", QueryBufferLimit.String())
-			case errors.Is(err, errIdle):
-				c.endedBecause(IdleTimeout)
-				c.srv.logger().Debug("pubsub server: idle client timed out", "id", c.id, "addr", c.nc.RemoteAddr())
-			case !errors.Is(err, net.ErrClosed):
-				c.srv.logger().Debug("pubsub server: read", "id", c.id, "err", err)
-			}
-			c.kill()
-			return
-		}
-		if len(args) == 0 {
-			continue
-		}
-		c.srv.stats.commands.Add(1)
-		if quit := c.run(args); quit {
-			c.closeAfterFlush()
-			return
-		}
-		if c.rd.Buffered() == 0 { // the pipeline is done: write what it made
-			if c.subsChanged {
-				c.subsChanged = false
-				if c.rd.ReadMore() {
-					continue
-				}
-			}
-			c.flushNow()
-			c.batch.release()
-		}
-	}
-}
-
-// finish releases what the connection holds once its reader is done. The
-// writer ends the connection once the queue is written, or at once if it
-// was killed.
-func (c *conn) finish() {
-	c.mu.Lock()
-	sub := c.sub
-	c.mu.Unlock()
-	if sub != nil {
-		_ = sub.Close()
-	}
-}
-
 // subscription returns the client's subscription, made on first use.
 // c.mu must be held.
 func (c *conn) subscriptionLocked() (*pubsub.Subscription, error) {
@@ -628,73 +570,6 @@ func (c *conn) subscriptionLocked() (*pubsub.Subscription, error) {
 		c.sub = s
 	}
 	return c.sub, nil
-}
-
-// errIdle ends the reader of a client idle for longer than the timeout.
-var errIdle = errors.New("server: idle timeout")
-
-// idleReader reads from the client for the RequestReader, noting each
-// byte's arrival and enforcing the idle timeout as Redis does: a client is
-// idle when nothing has been read from it or written to it for the
-// timeout, in the middle of a command or not, and a subscribed client
-// never is.
-type idleReader struct{ c *conn }
-
-func (r idleReader) Read(p []byte) (int, error) { return r.read(p, nil) }
-
-// ReadLazily reads into in only once input has arrived, if the connection
-// is a socket (resp.LazyReader).
-func (r idleReader) ReadLazily(in *resp.Input) (int, error) {
-	if r.c.rawRead == nil {
-		return r.read(in.Take(), nil)
-	}
-	return r.read(nil, in)
-}
-
-// read reads into p, or into in through the raw connection.
-func (r idleReader) read(p []byte, in *resp.Input) (int, error) {
-	c := r.c
-	for {
-		timeout := c.srv.limits.Load().idleTimeout
-		exempt := timeout <= 0
-		if !exempt {
-			c.mu.Lock()
-			exempt = c.subscribedLocked()
-			c.mu.Unlock()
-		}
-		switch {
-		case !exempt:
-			_ = c.nc.SetReadDeadline(time.Unix(0, c.lastIO.Load()).Add(timeout))
-			c.readDeadline = true
-		case c.readDeadline:
-			_ = c.nc.SetReadDeadline(time.Time{})
-			c.readDeadline = false
-		}
-		var n int
-		var err error
-		if in != nil {
-			if in.Buffered() == 0 {
-				c.readBufferHeld.Store(0) // readInto gives it back while it waits
-			}
-			n, err = c.rawRead.readInto(in)
-			c.readBufferHeld.Store(int64(in.Held()))
-		} else {
-			c.readBufferHeld.Store(resp.ReadBufferSize) // p is the free end of a buffer kept while it waits
-			n, err = c.nc.Read(p)
-		}
-		if n > 0 {
-			c.lastIO.Store(time.Now().UnixNano())
-			c.io.inBytes.Add(int64(n))
-			c.io.reads.Add(1)
-		}
-		if n > 0 || !errors.Is(err, errDeadline) {
-			return n, err
-		}
-		if time.Since(time.Unix(0, c.lastIO.Load())) >= timeout {
-			return 0, errIdle
-		}
-		// Something was written meanwhile: the client is not idle.
-	}
 }
 
 // errDeadline is the error of a read or write past its deadline.

@@ -31,7 +31,7 @@ func FuzzCommands(f *testing.F) {
 		srv.mu.Lock()
 		srv.init()
 		srv.mu.Unlock()
-		defer srv.Close() // stops the flusher and closes the broker
+		defer srv.Close() // stops the loop and closes the broker
 		client, pipe := net.Pipe()
 		defer client.Close()
 		go func() { _, _ = io.Copy(io.Discard, client) }()
@@ -42,23 +42,28 @@ func FuzzCommands(f *testing.F) {
 		writerDone := make(chan struct{})
 		go func() { c.writeLoop(); close(writerDone) }()
 		defer func() { c.kill(); <-writerDone }()
-		if mode&1 == 1 {
-			c.run([]string{"HELLO", "3"})
-		}
-		if mode&2 == 2 {
-			c.run([]string{"SUBSCRIBE", "a"})
-		}
-		for _, line := range strings.Split(script, "\n") {
-			args := strings.Split(line, "\x00")
-			if len(args[0]) == 1 {
-				args[0] = names[int(args[0][0])%len(names)]
+		ran := make(chan struct{})
+		srv.loop.do(func() { // commands run on the loop only
+			defer close(ran)
+			if mode&1 == 1 {
+				c.run([]string{"HELLO", "3"})
 			}
-			if args[0] == "" {
-				continue
+			if mode&2 == 2 {
+				c.run([]string{"SUBSCRIBE", "a"})
 			}
-			if c.run(args) {
-				return
+			for _, line := range strings.Split(script, "\n") {
+				args := strings.Split(line, "\x00")
+				if len(args[0]) == 1 {
+					args[0] = names[int(args[0][0])%len(names)]
+				}
+				if args[0] == "" {
+					continue
+				}
+				if c.run(args) {
+					return
+				}
 			}
-		}
+		})
+		<-ran
 	})
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,24 +77,27 @@ func (c *conn) heldBy(p *pause, cmd *command) bool {
 	return false
 }
 
-// waitWhilePaused returns once no pause holds cmd back, or once the
-// client is killed (the command then runs into a closed connection and
-// its reply is dropped).
-func (c *conn) waitWhilePaused(cmd *command) {
-	for {
-		p := c.srv.pauses.current.Load()
-		if p == nil || !c.heldBy(p, cmd) {
-			return
-		}
-		c.blocked.Store(blockedForever)
+// heldByPause reports whether a pause in force holds cmd back; if so,
+// the client is parked with its command, which runs once the pause ends
+// (or is held again by the next), and its later commands wait behind it.
+func (c *conn) heldByPause(cmd *command, args []string) bool {
+	p := c.srv.pauses.current.Load()
+	if p == nil || !c.heldBy(p, cmd) {
+		return false
+	}
+	args = slices.Clone(args) // the strings are the command's own; the slice is reused
+	c.blocked.Store(blockedForever)
+	l := c.srv.loop
+	l.park(c, func() bool {
+		defer c.blocked.Store(notBlocked)
 		select {
 		case <-p.ended:
-		case <-c.ctx.Done():
-			c.blocked.Store(notBlocked)
-			return
+			return true
+		case <-c.done:
+			return false
 		}
-		c.blocked.Store(notBlocked)
-	}
+	}, func() { l.runHeld(c, args) })
+	return true
 }
 
 func cmdClientPause(c *conn, w *resp.Writer, args []string) {

@@ -5,8 +5,6 @@ package server
 import (
 	"net"
 	"syscall"
-
-	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
 // rawConn returns nil: without unix's non-blocking write, every write is
@@ -15,8 +13,8 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 
 func (c *conn) writeOnceLocked() error { return nil }
 
-type rawReader struct{}
+// fdSource is never used without a poller.
+type fdSource struct{ raw syscall.RawConn }
 
-func newRawReader(syscall.RawConn) *rawReader { return nil }
-
-func (r *rawReader) readInto(in *resp.Input) (int, error) { panic("unreachable: no raw connection") }
+func (fdSource) read([]byte) (int, error) { panic("unreachable: no poller") }
+func (fdSource) hungUp() bool             { panic("unreachable: no poller") }

@@ -8,8 +8,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-
-	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
 // rawConn returns nc's raw connection, for writes that never block and
@@ -64,56 +62,44 @@ func (c *conn) writeOnceLocked() error {
 	return werr
 }
 
-// rawReader reads from a socket into a RequestReader's Input only once
-// input has arrived: the runtime calls read again each time the socket
-// becomes readable, and until then the Input holds no buffer, so an idle
-// client costs none. One is made per connection, so a read allocates
-// nothing.
-type rawReader struct {
-	raw syscall.RawConn
-	in  *resp.Input
-	n   int
-	err error
-	fn  func(fd uintptr) bool
-}
+// fdSource reads a socket the poller watches, on the loop: one read
+// that never waits (the runtime keeps sockets non-blocking), through the
+// runtime's reference on the descriptor (see poller).
+type fdSource struct{ raw syscall.RawConn }
 
-func newRawReader(raw syscall.RawConn) *rawReader {
-	r := &rawReader{raw: raw}
-	r.fn = r.read
-	return r
-}
-
-func (r *rawReader) read(fd uintptr) bool {
-	for {
-		n, err := syscall.Read(int(fd), r.in.Take())
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN && r.in.NoWait():
-			r.n, r.err = 0, nil
-			return true
-		case err == syscall.EAGAIN:
-			r.in.Release()
-			return false // wait until readable, then try again
-		case err != nil:
-			r.n, r.err = 0, os.NewSyscallError("read", err)
-		case n == 0:
-			r.n, r.err = 0, io.EOF
-		default:
-			r.n, r.err = n, nil
+func (s fdSource) read(p []byte) (n int, err error) {
+	cerr := s.raw.Read(func(fd uintptr) bool {
+		for {
+			n, err = syscall.Read(int(fd), p)
+			if err != syscall.EINTR {
+				break
+			}
 		}
-		return true
+		switch {
+		case err == syscall.EAGAIN:
+			n, err = 0, nil
+		case err != nil:
+			n, err = 0, os.NewSyscallError("read", err)
+		case n == 0 && len(p) > 0:
+			err = io.EOF
+		}
+		return true // never wait
+	})
+	if cerr != nil {
+		return 0, cerr // closed
 	}
+	return n, err
 }
 
-// readInto reads once into in, waiting for input without holding a
-// buffer.
-func (r *rawReader) readInto(in *resp.Input) (int, error) {
-	r.in, r.n, r.err = in, 0, nil
-	err := r.raw.Read(r.fn)
-	r.in = nil
-	if err != nil {
-		return 0, err // a deadline, or the connection closed
-	}
-	return r.n, r.err
+// hungUp peeks at the socket: the peer has closed its side when a read
+// would return end of file.
+func (s fdSource) hungUp() bool {
+	eof := false
+	cerr := s.raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		eof = n == 0 && err == nil
+		return true
+	})
+	return eof || cerr != nil
 }

@@ -82,6 +82,15 @@ type Server struct {
 	Protocol int
 	// Logger receives connection errors; nil means slog.Default().
 	Logger *slog.Logger
+	// NoPoller reads every connection on a goroutine of its own, which
+	// hands what it reads to the loop, instead of the loop reading the
+	// sockets itself through the platform's poller (epoll on Linux).
+	// Commands run one at a time in the loop either way, but across
+	// connections in the order their goroutines were scheduled rather
+	// than the order the kernel received the input. Connections without
+	// a file descriptor, and every connection on platforms without a
+	// poller, are read so whatever it says. The default is false.
+	NoPoller bool
 
 	nextID  atomic.Int64
 	started time.Time
@@ -93,7 +102,7 @@ type Server struct {
 	infoState infoState
 	pauses    pauses // CLIENT PAUSE
 	cmdStats  commandStats
-	flusher   *flusher
+	loop      *loop
 	chunks    sync.Pool // output chunks (see outQueue)
 	// readBuffers are the connections' read buffers (*resp.ReadBuffer),
 	// each held only while it has unparsed input.
@@ -113,7 +122,9 @@ type Server struct {
 	conns     map[int64]*conn // by CLIENT ID
 	closed    bool
 	addr      net.Addr
-	wg        sync.WaitGroup // connection goroutines
+	// wg counts the connections' goroutines (writers, fallback readers,
+	// parked commands' waits) and the loop's hold on each connection.
+	wg sync.WaitGroup
 }
 
 type serverStats struct {
@@ -180,7 +191,7 @@ func (s *Server) init() {
 	s.limits.Store(s.resolveLimits())
 	s.chunks.New = func() any { return new([outChunk]byte) }
 	s.readBuffers.New = func() any { return new(resp.ReadBuffer) }
-	s.flusher = newFlusher()
+	s.loop = newLoop(s)
 	s.broker = s.Broker
 	if s.broker == nil {
 		s.broker, s.ownBroker = pubsub.New(), true
@@ -209,7 +220,7 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// Serve accepts connections on ln and serves each on its own goroutines
+// Serve accepts connections on ln and serves them in the Server's loop
 // until Close or Shutdown, then returns ErrServerClosed. Serve closes ln.
 // A Protocol other than 0, 2 or 3 is refused with an error wrapping
 // ErrBadConfig.
@@ -243,11 +254,7 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // acceptFrom accepts connections on ln until it fails, then sends why on
-// errc. One goroutine accepts at a time: the one that accepts a
-// connection starts the next acceptor and goes on to read that
-// connection's commands itself, so that its first command runs without
-// waiting for another goroutine to be scheduled, as soon after the
-// accept as in Redis's event loop.
+// errc, and hands each to the loop.
 func (s *Server) acceptFrom(ln net.Listener, errc chan<- error) {
 	var backoff time.Duration
 	for {
@@ -270,18 +277,12 @@ func (s *Server) acceptFrom(ln net.Listener, errc chan<- error) {
 			return
 		}
 		backoff = 0
-		if c := s.accept(nc); c != nil {
-			go s.acceptFrom(ln, errc)
-			defer s.wg.Done()
-			defer c.exited()
-			c.readLoop()
-			return
-		}
+		s.accept(nc)
 	}
 }
 
-// accept registers nc as a client and starts its writer, or refuses it
-// (nil) once the Server is closed or full. The caller runs its reader.
+// accept registers nc as a client, starts its writer and hands it to the
+// loop, or refuses it (nil) once the Server is closed or full.
 func (s *Server) accept(nc net.Conn) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -300,12 +301,13 @@ func (s *Server) accept(nc net.Conn) *conn {
 	}
 	c := newConn(s, nc)
 	s.conns[c.id] = c
-	s.wg.Add(2)
+	s.wg.Add(2) // the writer, and the loop's hold on the input
 	go func() {
 		defer s.wg.Done()
 		defer c.exited()
 		c.writeLoop()
 	}()
+	s.loop.post(event{kind: evAdd, c: c})
 	return c
 }
 
@@ -407,7 +409,10 @@ func (s *Server) stop(ctx context.Context) error {
 	if ctx == nil {
 		<-done
 	}
-	s.flusher.close()
+	// The loop goes on until the connections are gone, so that it ends
+	// each; past Shutdown's deadline, a command still running may hold
+	// it, and it ends once that returns.
+	s.loop.stop(ctx == nil || err == nil)
 	return err
 }
 

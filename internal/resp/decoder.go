@@ -92,6 +92,12 @@ func (d *Decoder) Buffered() int { return d.w - d.r }
 // Held returns the size of the buffer held, 0 when none.
 func (d *Decoder) Held() int { return len(d.buf) }
 
+// Discard drops the bytes held, and the buffer with them.
+func (d *Decoder) Discard() {
+	d.consume(d.w - d.r)
+	d.releaseIfEmpty()
+}
+
 func (d *Decoder) release() {
 	if d.pooled {
 		d.pool.Put((*ReadBuffer)(d.buf))

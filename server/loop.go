@@ -1,0 +1,541 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gopherpubsub/pubsub/internal/resp"
+)
+
+// loop is the Server's event loop, Redis's model (ae.c, networking.c):
+// one goroutine parses and runs every command of every client, one at a
+// time, in the order the input arrived, so that a command a client wrote
+// after another client's command was read runs after it.
+//
+// Each turn it takes what other goroutines handed it (new connections,
+// input read by a fallback reader, connections killed, output queued by
+// Go publishers, a blocked command's end), then reads each connection the
+// poller reports readable, in the kernel's order, once (readChunk bytes
+// at most, as Redis reads 16 KB), and runs the commands that completed;
+// before it waits again it writes what the turn queued for every client,
+// as Redis's beforeSleep does. A client's burst thus holds the others
+// back for one read's worth of commands at most.
+//
+// Sockets are read by the loop itself where a poller exists (epoll on
+// Linux, poll_linux.go). Other connections (in-memory ones, TLS later,
+// other platforms, or all when Server.NoPoller is set) are read by a
+// goroutine each, which hands each read to the loop and waits until the
+// loop has taken it (fallback.go); the loop still runs their commands one
+// at a time, in the order the reads were handed over.
+//
+// The loop never waits for a client: reads and writes it makes do not
+// block (what a socket does not take is the connection's writer
+// goroutine's), and a command that must wait (WAIT, a command held by
+// CLIENT PAUSE) parks its client, whose later commands wait with it, as a
+// blocked client in Redis, while the others go on.
+type loop struct {
+	srv *Server
+
+	// Owned by the loop goroutine.
+	poller    *poller         // nil until a socket comes, or if none can be had
+	byToken   map[int32]*conn // the polled connections
+	nextToken int32
+	ready     []*conn // connections with input to go on with next turn
+	flush     []*conn // connections the turn queued output for
+	nextCron  time.Time
+
+	mu sync.Mutex
+	// guards the fields below
+	inbox   []event
+	dirty   []*conn // output queued by publishers outside the loop
+	woken   bool    // a wake-up is pending
+	waker   *poller // the poller to wake, once there is one
+	stopped bool
+
+	wake chan struct{} // cap 1: the wake-up while there is no poller
+	done chan struct{} // closed when the loop goroutine has returned
+}
+
+// readChunk is the most bytes read from one client in one turn:
+// Redis's PROTO_IOBUF_LEN.
+const readChunk = 16 << 10
+
+// cronEvery is how often the loop checks for idle clients, as Redis's
+// clientsCron runs at its hz of 10.
+const cronEvery = 100 * time.Millisecond
+
+type eventKind uint8
+
+const (
+	evAdd    eventKind = iota // a new connection
+	evInput                   // a fallback reader handed input over
+	evKilled                  // the connection was killed
+	evFunc                    // run fn on the loop
+)
+
+type event struct {
+	kind eventKind
+	c    *conn
+	fn   func()
+}
+
+func newLoop(s *Server) *loop {
+	l := &loop{
+		srv:     s,
+		byToken: make(map[int32]*conn),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	go l.run()
+	return l
+}
+
+// post hands ev to the loop and wakes it; it never blocks. It reports
+// false once the loop has stopped.
+func (l *loop) post(ev event) bool {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return false
+	}
+	l.inbox = append(l.inbox, ev)
+	l.wakeLocked()
+	l.mu.Unlock()
+	return true
+}
+
+// do runs fn on the loop, soon; it never blocks.
+func (l *loop) do(fn func()) bool { return l.post(event{kind: evFunc, fn: fn}) }
+
+// markDirty asks the loop to write c's output, queued by a publisher
+// outside the loop: one wake-up for however many messages come before the
+// loop takes them. c.mu must be held.
+func (l *loop) markDirtyLocked(c *conn) {
+	// A plain load first: most publishes find c marked by an earlier one.
+	// The loop clears the mark before it takes c's output, so a mark seen
+	// here, under c.mu, is one that will write what was just queued.
+	if c.flushPending.Load() || c.flushPending.Swap(true) {
+		return
+	}
+	l.mu.Lock()
+	l.dirty = append(l.dirty, c)
+	l.wakeLocked()
+	l.mu.Unlock()
+}
+
+// wakeLocked wakes the loop once however many events come before it
+// takes them. l.mu must be held.
+func (l *loop) wakeLocked() {
+	if l.woken {
+		return
+	}
+	l.woken = true
+	if l.waker != nil {
+		l.waker.wake()
+		return
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the loop once it has taken what was posted before, and
+// waits for it unless wait is false.
+func (l *loop) stop(wait bool) {
+	l.mu.Lock()
+	if !l.stopped {
+		l.stopped = true
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
+	if wait {
+		<-l.done
+	}
+}
+
+func (l *loop) run() {
+	defer close(l.done)
+	var inbox []event
+	var dirty []*conn
+	var polled []*conn
+	for {
+		polled = l.wait(polled[:0])
+		l.mu.Lock()
+		inbox, l.inbox = l.inbox, inbox[:0]
+		dirty, l.dirty = l.dirty, dirty[:0]
+		l.woken = false
+		stopped := l.stopped
+		l.mu.Unlock()
+
+		for i, ev := range inbox {
+			l.handle(ev)
+			inbox[i] = event{}
+		}
+		again := l.ready
+		l.ready = nil
+		for _, c := range again {
+			l.serve(c)
+		}
+		for _, c := range polled {
+			l.serve(c)
+		}
+		clear(polled)
+		l.cron()
+		// beforeSleep: write what this turn queued, for the clients that
+		// ran commands and their subscribers, and for Go publishers'.
+		for i, c := range dirty {
+			c.flushPending.Store(false) // before its output is taken: what comes later marks it again
+			c.flushNow()
+			dirty[i] = nil
+		}
+		for i, c := range l.flush {
+			c.flushQueued = false
+			c.flushNow()
+			c.batch.release()
+			l.flush[i] = nil
+		}
+		l.flush = l.flush[:0]
+		if stopped {
+			if l.poller != nil {
+				l.poller.close()
+			}
+			return
+		}
+	}
+}
+
+// wait waits for input, a posted event or the next cron, and appends the
+// polled connections that have input to polled, in the order the
+// kernel reported them. It does not wait when connections are ready
+// already.
+func (l *loop) wait(polled []*conn) []*conn {
+	timeout := time.Duration(-1) // none
+	if len(l.ready) > 0 {
+		timeout = 0
+	} else if !l.nextCron.IsZero() {
+		timeout = max(time.Until(l.nextCron), 0)
+	}
+	if l.poller == nil {
+		if timeout == 0 {
+			return polled
+		}
+		var tick <-chan time.Time
+		if timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			tick = t.C
+		}
+		select {
+		case <-l.wake:
+		case <-tick:
+		}
+		return polled
+	}
+	for _, token := range l.poller.wait(timeout) {
+		if c := l.byToken[token]; c != nil {
+			polled = append(polled, c)
+		}
+	}
+	return polled
+}
+
+func (l *loop) handle(ev event) {
+	c := ev.c
+	switch ev.kind {
+	case evAdd:
+		l.add(c)
+	case evInput:
+		if !c.inputDone {
+			l.serve(c)
+		}
+	case evKilled:
+		if !c.inputDone {
+			l.endInput(c)
+		}
+	case evFunc:
+		ev.fn()
+	}
+}
+
+// add starts serving a new connection: the poller reads it if it can,
+// else a goroutine of its own.
+func (l *loop) add(c *conn) {
+	c.added = true
+	if c.isKilled() {
+		l.endInput(c)
+		return
+	}
+	if c.raw != nil && !l.srv.NoPoller && !testHookNoPoller {
+		if l.poller == nil {
+			p, err := newPoller()
+			if err == nil {
+				l.poller = p
+				l.mu.Lock()
+				l.waker = p
+				if l.woken { // posted since this turn took the inbox: wake the poller instead
+					p.wake()
+				}
+				l.mu.Unlock()
+			} else {
+				l.srv.NoPoller = true
+				l.srv.logger().Debug("pubsub server: no poller, reading each connection on a goroutine", "err", err)
+			}
+		}
+		if l.poller != nil {
+			l.nextToken++
+			if l.nextToken <= 0 {
+				l.nextToken = 1
+			}
+			c.token = l.nextToken
+			if err := l.poller.add(c.raw, c.token); err == nil {
+				c.src = fdSource{c.raw}
+				l.byToken[c.token] = c
+				return
+			}
+			c.token = 0
+		}
+	}
+	c.src = startFallbackReader(c)
+}
+
+// serve reads c once (a socket, or what its fallback reader handed
+// over), then runs the commands that completed, unless c waits for a
+// command to end.
+func (l *loop) serve(c *conn) {
+	if c.inputDone {
+		return
+	}
+	if c.parked {
+		// Its commands wait; a client that hung up is let go, as Redis
+		// frees a blocked client whose connection closed.
+		if c.src.hungUp() {
+			c.kill()
+			l.endInput(c)
+		}
+		return
+	}
+	if c.inputErr == nil {
+		space := c.dec.Space()
+		n, err := c.src.read(space[:min(len(space), readChunk)])
+		c.dec.Wrote(n)
+		if n > 0 {
+			c.lastIO.Store(time.Now().UnixNano())
+			c.io.inBytes.Add(int64(n))
+			c.io.reads.Add(1)
+		}
+		c.inputErr = err
+		if n > 0 && c.token == 0 {
+			// A fallback reader may hold more than was read; the poller
+			// reports a socket read in part again by itself.
+			l.ready = append(l.ready, c)
+		}
+	}
+	l.runCommands(c)
+}
+
+// runCommands runs the commands c's input holds whole.
+func (l *loop) runCommands(c *conn) {
+	defer func() {
+		c.queryBuffered.Store(int64(c.dec.Buffered()))
+		c.readBufferHeld.Store(int64(c.dec.Held()))
+	}()
+	for !c.inputDone && !c.parked {
+		if c.isKilled() {
+			l.endInput(c)
+			return
+		}
+		// CONFIG SET takes effect for the next command of every client.
+		lim := c.srv.limits.Load()
+		c.dec.MaxQueryBuffer, c.dec.MaxBulkLen = lim.maxQueryBuffer, lim.maxBulkLen
+		args, ok, err := c.dec.Next()
+		if err != nil {
+			l.badInput(c, err)
+			return
+		}
+		if !ok {
+			if c.inputErr != nil {
+				l.inputFailed(c)
+			}
+			return
+		}
+		if len(args) == 0 {
+			continue
+		}
+		c.srv.stats.commands.Add(1)
+		quit := c.run(args)
+		l.queueFlush(c)
+		if quit {
+			c.closeAfterFlush()
+			l.endInput(c)
+			return
+		}
+	}
+}
+
+// runHeld runs a command that was parked, then goes on with c's input.
+func (l *loop) runHeld(c *conn, args []string) {
+	quit := c.run(args)
+	l.queueFlush(c)
+	if quit {
+		c.closeAfterFlush()
+		l.endInput(c)
+	}
+}
+
+// queueFlush has c's output written before the loop waits again.
+func (l *loop) queueFlush(c *conn) {
+	if !c.flushQueued {
+		c.flushQueued = true
+		l.flush = append(l.flush, c)
+	}
+}
+
+// badInput ends a client that sent what cannot be parsed, or a command
+// over the query buffer limit.
+func (l *loop) badInput(c *conn, err error) {
+	var pe *resp.ProtocolError
+	switch {
+	case errors.As(err, &pe):
+		c.mu.Lock()
+		c.endedBecauseLocked(ProtocolError)
+		w := resp.Writer{Proto: c.proto}
+		w.Error("ERR " + pe.Msg)
+		c.queueLocked(w.Buf)
+		c.mu.Unlock()
+		c.closeAfterFlush()
+	default: // resp.ErrQueryBufferLimit
+		c.endedBecause(QueryBufferLimit)
+		c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", QueryBufferLimit.String())
+		c.kill()
+	}
+	l.queueFlush(c)
+	l.endInput(c)
+}
+
+// inputFailed ends a client's input once its commands are run: at EOF
+// (the client shut its write side, or closed), what is queued for it is
+// written first, as Redis writes its replies before it reads the end of
+// the input.
+func (l *loop) inputFailed(c *conn) {
+	err := c.inputErr
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		c.closeAfterFlush()
+		l.queueFlush(c)
+	default:
+		if !errors.Is(err, net.ErrClosed) {
+			c.srv.logger().Debug("pubsub server: read", "id", c.id, "err", err)
+		}
+		c.kill()
+	}
+	l.endInput(c)
+}
+
+// endInput stops reading c and running its commands, and lets its
+// subscriptions go. The writer ends the connection once the queue is
+// written, or at once if it was killed.
+func (l *loop) endInput(c *conn) {
+	if c.inputDone {
+		return
+	}
+	c.inputDone = true
+	if c.token != 0 {
+		delete(l.byToken, c.token)
+		if !c.isKilled() { // a closed socket has left the poller by itself
+			_ = l.poller.remove(c.raw)
+		}
+		c.token = 0
+	}
+	c.dec.Discard()
+	c.queryBuffered.Store(0)
+	c.readBufferHeld.Store(0)
+	c.mu.Lock()
+	sub := c.sub
+	c.mu.Unlock()
+	if sub != nil {
+		_ = sub.Close()
+	}
+	if c.added {
+		c.srv.wg.Done()
+		c.exited()
+	}
+}
+
+// park makes c's commands wait until wait returns: then, on the loop,
+// then runs if wait returned true, and c's commands go on. wait runs on a
+// goroutine of its own and must return once c is killed. While parked,
+// c's socket is watched only for its hang-up.
+func (l *loop) park(c *conn, wait func() bool, then func()) {
+	c.parked = true
+	if c.token != 0 {
+		_ = l.poller.watchHangUp(c.raw, c.token)
+	}
+	l.srv.wg.Go(func() {
+		ok := wait()
+		l.do(func() {
+			if c.inputDone {
+				return
+			}
+			c.parked = false
+			if c.token != 0 {
+				_ = l.poller.watchInput(c.raw, c.token)
+			}
+			if ok {
+				then()
+			}
+			l.queueFlush(c)
+			l.ready = append(l.ready, c)
+		})
+	})
+}
+
+// cron checks for idle clients, as Redis's clientsCron does: a client is
+// idle when nothing has been read from it or written to it for the
+// timeout, in the middle of a command or not; subscribed and blocked
+// clients never are.
+func (l *loop) cron() {
+	timeout := l.srv.limits.Load().idleTimeout
+	if timeout <= 0 {
+		l.nextCron = time.Time{}
+		return
+	}
+	now := time.Now()
+	if !l.nextCron.IsZero() && now.Before(l.nextCron) {
+		return
+	}
+	l.nextCron = now.Add(min(cronEvery, timeout))
+	for _, c := range l.srv.connections() {
+		if c.parked || c.inputDone || now.Sub(time.Unix(0, c.lastIO.Load())) < timeout {
+			continue
+		}
+		c.mu.Lock()
+		subscribed := c.subscribedLocked()
+		c.mu.Unlock()
+		if subscribed {
+			continue
+		}
+		c.endedBecause(IdleTimeout)
+		c.srv.logger().Debug("pubsub server: idle client timed out", "id", c.id, "addr", c.nc.RemoteAddr())
+		c.kill()
+		l.endInput(c)
+	}
+}
+
+// source is where the loop reads a connection's input from.
+type source interface {
+	// read reads what has arrived into p, without waiting: 0 and no
+	// error when nothing has.
+	read(p []byte) (int, error)
+	// hungUp reports whether the client is known to have closed its
+	// side, without reading.
+	hungUp() bool
+}
+
+// testHookNoPoller makes every Server of a test binary read each
+// connection on a goroutine, so that the fallback path runs the whole
+// suite too.
+var testHookNoPoller bool

@@ -1,0 +1,122 @@
+package server
+
+import (
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// poller is the loop's readiness source on Linux: an epoll instance,
+// level-triggered as Redis's ae_epoll.c uses it, so that a client read
+// only in part is reported again next turn, and an eventfd that wakes it
+// when another goroutine hands the loop something. Only the loop
+// goroutine calls its methods, but wake.
+//
+// Sockets are read and registered through their syscall.RawConn, never
+// by descriptor number alone: a socket closed by another goroutine (a
+// CLIENT KILL, an output limit) leaves the epoll set by itself, and its
+// number may be reused by the next accepted socket at once, so the
+// runtime's reference on the descriptor is what keeps a read or an
+// epoll_ctl from reaching the wrong client.
+type poller struct {
+	epfd   int
+	wakefd int
+	events []syscall.EpollEvent
+	tokens []int32
+}
+
+// wakeToken marks the eventfd's events; connections' tokens are > 0.
+const wakeToken = 0
+
+func newPoller() (*poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	r, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errno != 0 {
+		syscall.Close(epfd)
+		return nil, os.NewSyscallError("eventfd2", errno)
+	}
+	p := &poller{epfd: epfd, wakefd: int(r), events: make([]syscall.EpollEvent, 128)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeToken}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wakefd, &ev); err != nil {
+		p.close()
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return p, nil
+}
+
+// ctl runs epoll_ctl on raw's descriptor, while the runtime holds it.
+func (p *poller) ctl(raw syscall.RawConn, op int, events uint32, token int32) error {
+	var err error
+	cerr := raw.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{Events: events, Fd: token}
+		err = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// add watches a socket for input.
+func (p *poller) add(raw syscall.RawConn, token int32) error {
+	return p.ctl(raw, syscall.EPOLL_CTL_ADD, syscall.EPOLLIN|syscall.EPOLLRDHUP, token)
+}
+
+// watchInput watches a socket for input again, after watchHangUp.
+func (p *poller) watchInput(raw syscall.RawConn, token int32) error {
+	return p.ctl(raw, syscall.EPOLL_CTL_MOD, syscall.EPOLLIN|syscall.EPOLLRDHUP, token)
+}
+
+// watchHangUp watches a socket for its peer's hang-up only: the input of
+// a parked client waits in the socket, and would otherwise be reported
+// every turn.
+func (p *poller) watchHangUp(raw syscall.RawConn, token int32) error {
+	return p.ctl(raw, syscall.EPOLL_CTL_MOD, syscall.EPOLLRDHUP, token)
+}
+
+func (p *poller) remove(raw syscall.RawConn) error {
+	return p.ctl(raw, syscall.EPOLL_CTL_DEL, 0, 0)
+}
+
+// wait waits up to timeout (negative: with no end) for sockets to be
+// ready, or for a wake, and returns the tokens of the ready sockets in
+// the order the kernel reported them. The slice is reused by the next
+// call.
+func (p *poller) wait(timeout time.Duration) []int32 {
+	ms := -1
+	if timeout >= 0 {
+		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
+	}
+	n, err := syscall.EpollWait(p.epfd, p.events, ms)
+	if err != nil { // EINTR: the loop comes back
+		return nil
+	}
+	p.tokens = p.tokens[:0]
+	for _, ev := range p.events[:n] {
+		if ev.Fd == wakeToken {
+			var buf [8]byte
+			_, _ = syscall.Read(p.wakefd, buf[:])
+			continue
+		}
+		p.tokens = append(p.tokens, ev.Fd)
+	}
+	if n == len(p.events) && n < 1<<16 {
+		p.events = make([]syscall.EpollEvent, 2*n)
+	}
+	return p.tokens
+}
+
+// wake makes a wait return; safe for concurrent use.
+func (p *poller) wake() {
+	one := uint64(1)
+	_, _ = syscall.Write(p.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+func (p *poller) close() {
+	syscall.Close(p.wakefd)
+	syscall.Close(p.epfd)
+}
