@@ -81,6 +81,7 @@ type conn struct {
 	inputDone   bool          // no more input is read or run
 	parked      bool          // a command waits (park): the later ones wait too
 	flushQueued bool          // in the loop's flush list
+	memOwed     int           // in-memory input taken while parked: room to give back
 	multi       *multiState
 	replyMode   replyMode
 	reply       resp.Writer // the reply being built

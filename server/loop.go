@@ -80,6 +80,10 @@ type event struct {
 	kind eventKind
 	c    *conn
 	fn   func()
+	// The input of an in-memory connection comes with its event: what
+	// one Write wrote, or how the input ended.
+	data []byte
+	err  error
 }
 
 func newLoop(s *Server) *loop {
@@ -249,7 +253,10 @@ func (l *loop) handle(ev event) {
 	case evAdd:
 		l.add(c)
 	case evInput:
-		if !c.inputDone {
+		switch {
+		case ev.data != nil || ev.err != nil:
+			l.feed(c, ev.data, ev.err)
+		case !c.inputDone:
 			l.serve(c)
 		}
 	case evKilled:
@@ -267,6 +274,10 @@ func (l *loop) add(c *conn) {
 	c.added = true
 	if c.isKilled() {
 		l.endInput(c)
+		return
+	}
+	if m, ok := c.nc.(*memServerEnd); ok {
+		c.src = m.client // its input comes as events
 		return
 	}
 	if c.raw != nil && !l.srv.NoPoller && !testHookNoPoller {
@@ -333,6 +344,42 @@ func (l *loop) serve(c *conn) {
 			// reports a socket read in part again by itself.
 			l.ready = append(l.ready, c)
 		}
+	}
+	l.runCommands(c)
+}
+
+// feed takes what a client wrote on an in-memory connection, in the
+// order it was written, and runs the commands that completed.
+func (l *loop) feed(c *conn, data []byte, err error) {
+	m := c.src.(*memClient)
+	if c.inputDone {
+		m.took(len(data))
+		return
+	}
+	if c.parked {
+		c.memOwed += len(data) // room is given back once it runs
+	} else {
+		m.took(len(data))
+	}
+	if len(data) > 0 {
+		c.lastIO.Store(time.Now().UnixNano())
+		c.io.inBytes.Add(int64(len(data)))
+		c.io.reads.Add(1)
+	}
+	for len(data) > 0 {
+		n := copy(c.dec.Space(), data)
+		c.dec.Wrote(n)
+		data = data[n:]
+	}
+	if err != nil && c.inputErr == nil {
+		c.inputErr = err
+	}
+	if c.parked {
+		if err != nil { // the client left: let it go, as Redis frees a blocked client
+			c.kill()
+			l.endInput(c)
+		}
+		return
 	}
 	l.runCommands(c)
 }
@@ -481,6 +528,10 @@ func (l *loop) park(c *conn, wait func() bool, then func()) {
 				return
 			}
 			c.parked = false
+			if c.memOwed > 0 {
+				c.src.(*memClient).took(c.memOwed)
+				c.memOwed = 0
+			}
 			if c.token != 0 {
 				_ = l.poller.watchInput(c.raw, c.token)
 			}

@@ -59,8 +59,7 @@ type Server struct {
 	// guards the fields below
 	srv     *server.Server
 	broker  *pubsub.Broker
-	served  chan error // Serve's result, for each listener
-	mem     *memListener
+	served  chan error // Serve's result
 	running bool
 	failed  error // what went wrong, for Close to report (servers from Start)
 }
@@ -107,12 +106,10 @@ func (s *Server) serve(ln net.Listener) {
 	for _, opt := range s.opts {
 		opt(srv)
 	}
-	mem := newMemListener()
-	served := make(chan error, 2)
+	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	go func() { served <- srv.Serve(mem) }()
 	s.mu.Lock()
-	s.srv, s.broker, s.served, s.mem, s.running = srv, b, served, mem, true
+	s.srv, s.broker, s.served, s.running = srv, b, served, true
 	s.mu.Unlock()
 }
 
@@ -128,10 +125,8 @@ func (s *Server) stop() error {
 	}
 	_ = srv.Close()
 	var errs error
-	for range 2 {
-		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
-			errs = errors.Join(errs, fmt.Errorf("Serve: %w", err))
-		}
+	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+		errs = fmt.Errorf("Serve: %w", err)
 	}
 	_ = b.Close()
 	return errs
@@ -164,23 +159,31 @@ func (s *Server) fail(err error) {
 // Dial connects to the server in memory, with no TCP port. It has the
 // signature of go-redis's Options.Dialer, and ignores the network and
 // address it is given; rueidis's DialCtxFn is a one-line wrapper of it.
-// Each direction of the connection holds 1 MB, as a socket's buffer would
-// (net.Pipe holds nothing, so that each write waits for its reader), and
-// reads and writes keep their deadlines. It fails once the server is
-// stopped, and after Restart connects to the new one.
+//
+// Commands written on in-memory connections run in the order they were
+// written, across connections: a PUBLISH written after a SUBSCRIBE was
+// written on another connection counts that subscriber, even when the
+// client did not wait for the subscribe's confirmation (go-redis's
+// Subscribe does not). That is stronger than Redis, which runs commands in
+// the order they reached it; see [server.Server.Pipe]. Each direction of
+// the connection holds 1 MB, as a socket's buffer would, and reads and
+// writes keep their deadlines. It fails once the server is stopped, and
+// after Restart connects to the new one.
 func (s *Server) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	s.mu.Lock()
-	mem := s.mem
-	s.mu.Unlock()
-	client, srv := memPipe(mem.Addr())
-	select {
-	case mem.conns <- srv:
-		return client, nil
-	case <-mem.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
+	s.mu.Lock()
+	srv, running := s.srv, s.running
+	s.mu.Unlock()
+	if !running {
+		return nil, net.ErrClosed
+	}
+	nc, err := srv.Pipe()
+	if err != nil {
+		return nil, net.ErrClosed
+	}
+	return nc, nil
 }
 
 // Addr returns the server's "host:port".
