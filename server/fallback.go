@@ -25,20 +25,33 @@ func startFallbackReader(c *conn) *fallbackReader {
 }
 
 func (r *fallbackReader) run() {
-	buf := make([]byte, readChunk)
+	pool := &r.c.srv.chunks
 	for {
-		n, err := r.c.nc.Read(buf)
+		var buf *[outChunk]byte
+		var n int
+		var err error
+		if r.c.raw != nil {
+			buf, n, err = lazyRead(r.c.raw, pool) // an idle client holds no buffer
+		} else {
+			buf = pool.Get().(*[outChunk]byte)
+			n, err = r.c.nc.Read(buf[:])
+		}
 		if n == 0 && err == nil {
+			pool.Put(buf)
 			continue
 		}
 		r.mu.Lock()
-		r.buf, r.err = buf[:n], err
+		r.buf, r.err = nil, err
+		if buf != nil {
+			r.buf = buf[:n]
+		}
 		r.mu.Unlock()
 		if !r.c.srv.loop.post(event{kind: evInput, c: r.c}) || err != nil {
-			return
+			return // the loop has taken what it will take; the chunk is left to the collector
 		}
 		select {
 		case <-r.taken:
+			pool.Put(buf)
 		case <-r.c.done:
 			return
 		}

@@ -4,6 +4,7 @@ package server
 
 import (
 	"net"
+	"sync"
 	"syscall"
 )
 
@@ -18,3 +19,8 @@ type fdSource struct{ raw syscall.RawConn }
 
 func (fdSource) read([]byte) (int, error) { panic("unreachable: no poller") }
 func (fdSource) hungUp() bool             { panic("unreachable: no poller") }
+
+// lazyRead is never called: without unix there is no raw connection.
+func lazyRead(syscall.RawConn, *sync.Pool) (*[outChunk]byte, int, error) {
+	panic("unreachable: no raw connection")
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -102,4 +103,42 @@ func (s fdSource) hungUp() bool {
 		return true
 	})
 	return eof || cerr != nil
+}
+
+// lazyRead reads a socket that no poller of ours watches, for a fallback
+// reader: it waits until input has arrived holding no buffer, then reads
+// once into a chunk from pool, so that an idle client costs none.
+func lazyRead(raw syscall.RawConn, pool *sync.Pool) (*[outChunk]byte, int, error) {
+	var buf *[outChunk]byte
+	var n int
+	var rerr error
+	err := raw.Read(func(fd uintptr) bool {
+		if buf == nil {
+			buf = pool.Get().(*[outChunk]byte)
+		}
+		for {
+			n, rerr = syscall.Read(int(fd), buf[:])
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		switch {
+		case rerr == syscall.EAGAIN:
+			pool.Put(buf)
+			buf = nil
+			return false // wait until readable
+		case rerr != nil:
+			n, rerr = 0, os.NewSyscallError("read", rerr)
+		case n == 0:
+			rerr = io.EOF
+		}
+		return true
+	})
+	if err != nil {
+		if buf != nil {
+			pool.Put(buf)
+		}
+		return nil, 0, err
+	}
+	return buf, n, rerr
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,8 +24,32 @@ import (
 	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
+// noPollerEnv, set to 1, makes every Server of the test binary read its
+// connections on goroutines, the fallback path (TestSuiteWithoutThePoller).
+const noPollerEnv = "PUBSUB_SERVER_TEST_NO_POLLER"
+
 func TestMain(m *testing.M) {
+	testHookNoPoller = os.Getenv(noPollerEnv) == "1"
 	goleak.VerifyTestMain(m)
+}
+
+// TestSuiteWithoutThePoller runs every other test and fuzz seed of the
+// package again with each connection read by a fallback goroutine, as on
+// platforms without a poller, so that both paths pass the whole suite.
+func TestSuiteWithoutThePoller(t *testing.T) {
+	switch {
+	case testHookNoPoller:
+		t.Skip("this is the run without the poller")
+	case runtime.GOOS != "linux":
+		t.Skip("there is no poller here: every run takes the fallback path")
+	}
+	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.skip", "^TestSuiteWithoutThePoller$")
+	cmd.Env = append(os.Environ(), noPollerEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		lines := strings.Split(string(out), "\n")
+		t.Fatalf("the suite without the poller failed (%v):\n%s", err, strings.Join(lines[max(0, len(lines)-150):], "\n"))
+	}
 }
 
 // start serves srv on a free loopback port until the test ends.
