@@ -54,7 +54,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gopherpubsub/pubsub/internal/resp"
@@ -253,8 +252,7 @@ func (w *workload) measure(addr, channel string) (result, error) {
 		}()
 	}
 
-	var cpu0 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &cpu0)
+	cpu0 := processCPU()
 	start := time.Now()
 	var receivers atomic.Int64 // what the server said it delivered
 	errs := make(chan error, w.pubs)
@@ -293,8 +291,7 @@ func (w *workload) measure(addr, channel string) (result, error) {
 		}
 	}
 	elapsed := time.Since(start)
-	var cpu1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &cpu1)
+	cpu1 := processCPU()
 	cancel()
 	for _, s := range subs {
 		s.nc.Close()
@@ -304,17 +301,13 @@ func (w *workload) measure(addr, channel string) (result, error) {
 		delivPerSec: float64(last) / elapsed.Seconds(),
 		lost:        want - last,
 		delivered:   last,
-		genCPU:      (cpuSeconds(cpu1) - cpuSeconds(cpu0)) / elapsed.Seconds(),
+		genCPU:      (cpu1 - cpu0).Seconds() / elapsed.Seconds(),
 	}
 	for _, s := range subs {
 		res.disorder += s.disorder.Load()
 	}
 	res.p50, res.p99, res.p999 = hist.quantile(0.5, last), hist.quantile(0.99, last), hist.quantile(0.999, last)
 	return res, nil
-}
-
-func cpuSeconds(r syscall.Rusage) float64 {
-	return float64(r.Utime.Sec+r.Stime.Sec) + float64(r.Utime.Usec+r.Stime.Usec)/1e6
 }
 
 // publish sends w.n messages as publisher id, and returns the sum of the
