@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gopherpubsub/pubsub/internal/resp"
@@ -42,7 +43,9 @@ type loop struct {
 	// Owned by the loop goroutine.
 	poller    *poller         // nil until a socket comes, or if none can be had
 	byToken   map[int32]*conn // the polled connections
+	listeners map[int32]*polledListener
 	nextToken int32
+	noPoller  bool    // none could be made
 	ready     []*conn // connections with input to go on with next turn
 	flush     []*conn // connections the turn queued output for
 	nextCron  time.Time
@@ -88,10 +91,11 @@ type event struct {
 
 func newLoop(s *Server) *loop {
 	l := &loop{
-		srv:     s,
-		byToken: make(map[int32]*conn),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		srv:       s,
+		byToken:   make(map[int32]*conn),
+		listeners: make(map[int32]*polledListener),
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	go l.run()
 	return l
@@ -204,6 +208,7 @@ func (l *loop) run() {
 		}
 		l.flush = l.flush[:0]
 		if stopped {
+			l.closeListeners()
 			if l.poller != nil {
 				l.poller.close()
 			}
@@ -242,9 +247,86 @@ func (l *loop) wait(polled []*conn) []*conn {
 	for _, token := range l.poller.wait(timeout) {
 		if c := l.byToken[token]; c != nil {
 			polled = append(polled, c)
+		} else if pl := l.listeners[token]; pl != nil {
+			polled = l.acceptFrom(pl, polled)
 		}
 	}
 	return polled
+}
+
+// polledListener is a listening socket the loop accepts on itself.
+type polledListener struct {
+	ln    net.Listener
+	raw   syscall.RawConn
+	token int32
+	errc  chan<- error // Serve's result
+}
+
+// maxAcceptsPerTurn is how many connections one turn accepts from one
+// listener: Redis's MAX_ACCEPTS_PER_CALL.
+const maxAcceptsPerTurn = 1000
+
+// listen has the loop accept on ln itself, in the kernel's order among
+// the sockets it reads, as Redis's loop does, where the poller can watch
+// ln; elsewhere a goroutine accepts and hands each connection over. Serve
+// returns what is sent on errc.
+func (l *loop) listen(ln net.Listener, errc chan<- error) {
+	raw := rawConn(ln)
+	if raw == nil || !l.startPoller() {
+		go l.srv.acceptFrom(ln, errc)
+		return
+	}
+	pl := &polledListener{ln: ln, raw: raw, token: l.newToken(), errc: errc}
+	if err := l.poller.add(raw, pl.token); err != nil {
+		go l.srv.acceptFrom(ln, errc)
+		return
+	}
+	l.listeners[pl.token] = pl
+}
+
+// acceptFrom accepts what waits on pl and reads each new connection at
+// once, so that a command a client sent right after connecting runs
+// before one that another client sent after it (the new socket will be
+// reported by the poller only from the next turn). Readable connections
+// go on polled.
+func (l *loop) acceptFrom(pl *polledListener, polled []*conn) []*conn {
+	for range maxAcceptsPerTurn {
+		nc, err := acceptOne(pl.raw)
+		switch {
+		case errors.Is(err, errNoPending):
+			return polled
+		case errors.Is(err, net.ErrClosed):
+			l.closeListener(pl)
+			return polled
+		case err != nil:
+			// As Redis: note it and go on (running out of descriptors,
+			// say); the listener stays readable and is tried next turn.
+			l.srv.logger().Warn("pubsub server: accept", "err", err)
+			return polled
+		}
+		if c := l.srv.register(nc); c != nil {
+			l.add(c)
+			if c.token != 0 {
+				polled = append(polled, c)
+			}
+		}
+	}
+	return polled
+}
+
+// closeListener stops accepting on pl; Serve returns.
+func (l *loop) closeListener(pl *polledListener) {
+	delete(l.listeners, pl.token)
+	_ = l.poller.remove(pl.raw) // if still open
+	pl.errc <- ErrServerClosed
+}
+
+// closeListeners stops accepting on every listener, once the Server is
+// closed: a closed socket leaves the poller without a word.
+func (l *loop) closeListeners() {
+	for _, pl := range l.listeners {
+		l.closeListener(pl)
+	}
 }
 
 func (l *loop) handle(ev event) {
@@ -280,37 +362,50 @@ func (l *loop) add(c *conn) {
 		c.src = m.client // its input comes as events
 		return
 	}
-	if c.raw != nil && !l.srv.NoPoller && !testHookNoPoller {
-		if l.poller == nil {
-			p, err := newPoller()
-			if err == nil {
-				l.poller = p
-				l.mu.Lock()
-				l.waker = p
-				if l.woken { // posted since this turn took the inbox: wake the poller instead
-					p.wake()
-				}
-				l.mu.Unlock()
-			} else {
-				l.srv.NoPoller = true
-				l.srv.logger().Debug("pubsub server: no poller, reading each connection on a goroutine", "err", err)
-			}
+	if c.raw != nil && l.startPoller() {
+		c.token = l.newToken()
+		if err := l.poller.add(c.raw, c.token); err == nil {
+			c.src = fdSource{c.raw}
+			l.byToken[c.token] = c
+			return
 		}
-		if l.poller != nil {
-			l.nextToken++
-			if l.nextToken <= 0 {
-				l.nextToken = 1
-			}
-			c.token = l.nextToken
-			if err := l.poller.add(c.raw, c.token); err == nil {
-				c.src = fdSource{c.raw}
-				l.byToken[c.token] = c
-				return
-			}
-			c.token = 0
-		}
+		c.token = 0
 	}
 	c.src = startFallbackReader(c)
+}
+
+// startPoller makes the poller on first use, and reports whether there
+// is one to use.
+func (l *loop) startPoller() bool {
+	if l.noPoller || l.srv.NoPoller || testHookNoPoller {
+		return false
+	}
+	if l.poller != nil {
+		return true
+	}
+	p, err := newPoller()
+	if err != nil {
+		l.noPoller = true
+		l.srv.logger().Debug("pubsub server: no poller, reading each connection on a goroutine", "err", err)
+		return false
+	}
+	l.poller = p
+	l.mu.Lock()
+	l.waker = p
+	if l.woken { // posted since this turn took the inbox: wake the poller instead
+		p.wake()
+	}
+	l.mu.Unlock()
+	return true
+}
+
+// newToken names a socket for the poller.
+func (l *loop) newToken() int32 {
+	l.nextToken++
+	if l.nextToken <= 0 {
+		l.nextToken = 1
+	}
+	return l.nextToken
 }
 
 // serve reads c once (a socket, or what its fallback reader handed

@@ -4,6 +4,7 @@ package server
 
 import (
 	"errors"
+	"net"
 	"syscall"
 	"time"
 )
@@ -23,3 +24,7 @@ func (*poller) remove(syscall.RawConn) error             { return errNoPoller }
 func (*poller) wait(time.Duration) []int32               { return nil }
 func (*poller) wake()                                    {}
 func (*poller) close()                                   {}
+
+var errNoPending = errors.New("server: no connection waiting")
+
+func acceptOne(syscall.RawConn) (net.Conn, error) { return nil, errNoPoller }

@@ -3,14 +3,13 @@
 package server
 
 import (
-	"net"
 	"sync"
 	"syscall"
 )
 
 // rawConn returns nil: without unix's non-blocking write, every write is
 // the writer goroutine's, and reads go through net.Conn.
-func rawConn(net.Conn) syscall.RawConn { return nil }
+func rawConn(any) syscall.RawConn { return nil }
 
 func (c *conn) writeOnceLocked() error { return nil }
 

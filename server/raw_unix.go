@@ -5,7 +5,6 @@ package server
 import (
 	"errors"
 	"io"
-	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -13,7 +12,7 @@ import (
 
 // rawConn returns nc's raw connection, for writes that never block and
 // reads that hold no buffer while they wait.
-func rawConn(nc net.Conn) syscall.RawConn {
+func rawConn(nc any) syscall.RawConn {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil

@@ -249,7 +249,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}()
 
 	errc := make(chan error, 1)
-	go s.acceptFrom(ln, errc)
+	if !s.loop.do(func() { s.loop.listen(ln, errc) }) {
+		return ErrServerClosed
+	}
 	return <-errc
 }
 
@@ -284,6 +286,16 @@ func (s *Server) acceptFrom(ln net.Listener, errc chan<- error) {
 // accept registers nc as a client, starts its writer and hands it to the
 // loop, or refuses it (nil) once the Server is closed or full.
 func (s *Server) accept(nc net.Conn) *conn {
+	c := s.register(nc)
+	if c != nil {
+		s.loop.post(event{kind: evAdd, c: c})
+	}
+	return c
+}
+
+// register registers nc as a client and starts its writer, or refuses it
+// (nil) once the Server is closed or full.
+func (s *Server) register(nc net.Conn) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -307,7 +319,6 @@ func (s *Server) accept(nc net.Conn) *conn {
 		defer c.exited()
 		c.writeLoop()
 	}()
-	s.loop.post(event{kind: evAdd, c: c})
 	return c
 }
 
@@ -378,6 +389,7 @@ func (s *Server) stop(ctx context.Context) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	s.loop.do(s.loop.closeListeners) // a listener the loop polls leaves the poller unseen
 	conns := slices.Collect(maps.Values(s.conns))
 	s.mu.Unlock()
 
