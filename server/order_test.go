@@ -42,51 +42,47 @@ func TestOrderAcrossInMemoryConnections(t *testing.T) {
 		_, err := nc.Write(resp.AppendCommand(nil, args...))
 		require.NoError(t, err)
 	}
-	{
-		{
-			a, b := dial(t), dial(t)
-			ra, rb := resp.NewReader(bufio.NewReader(a)), resp.NewReader(bufio.NewReader(b))
-			read := func(r *resp.Reader) resp.Value {
-				v, err := r.ReadValue()
-				require.NoError(t, err)
-				return v
-			}
-			send(t, a, "PING")
-			read(ra) // A is connected and served
-			reordered := map[string]int{}
-			for i := range tries {
-				x := "{x}" + strconv.Itoa(i)
-
-				send(t, a, "SUBSCRIBE", x)
-				send(t, b, "PUBLISH", x, "m")
-				if read(rb).Int != 1 {
-					reordered["subscribe"]++
-				}
-				assert.Equal(t, "subscribe", read(ra).Elems[0].Str)
-				assert.Equal(t, "m", read(ra).Elems[2].Str, "the message, after the confirmation")
-
-				send(t, a, "UNSUBSCRIBE", x)
-				send(t, b, "PUBLISH", x, "late")
-				if read(rb).Int != 0 {
-					reordered["unsubscribe"]++
-				}
-				assert.Equal(t, "unsubscribe", read(ra).Elems[0].Str, "and no message before it")
-
-				send(t, a, "SSUBSCRIBE", x, x+"y", x+"z")
-				send(t, a, "SUNSUBSCRIBE", x)
-				send(t, b, "SPUBLISH", x, "late")
-				if read(rb).Int != 0 {
-					reordered["shard"]++
-				}
-				for range 3 {
-					assert.Equal(t, "ssubscribe", read(ra).Elems[0].Str)
-				}
-				assert.Equal(t, "sunsubscribe", read(ra).Elems[0].Str)
-				send(t, a, "SUNSUBSCRIBE")
-				read(ra)
-				read(ra)
-			}
-			assert.Empty(t, reordered, "commands that ran before one written earlier on another connection, of %d tries each", tries)
-		}
+	a, b := dial(t), dial(t)
+	ra, rb := resp.NewReader(bufio.NewReader(a)), resp.NewReader(bufio.NewReader(b))
+	read := func(r *resp.Reader) resp.Value {
+		v, err := r.ReadValue()
+		require.NoError(t, err)
+		return v
 	}
+	send(t, a, "PING")
+	read(ra) // A is connected and served
+	reordered := map[string]int{}
+	for i := range tries {
+		x := "{x}" + strconv.Itoa(i)
+
+		send(t, a, "SUBSCRIBE", x)
+		send(t, b, "PUBLISH", x, "m")
+		if read(rb).Int != 1 {
+			reordered["subscribe"]++
+		}
+		assert.Equal(t, "subscribe", read(ra).Elems[0].Str)
+		assert.Equal(t, "m", read(ra).Elems[2].Str, "the message, after the confirmation")
+
+		send(t, a, "UNSUBSCRIBE", x)
+		send(t, b, "PUBLISH", x, "late")
+		if read(rb).Int != 0 {
+			reordered["unsubscribe"]++
+		}
+		assert.Equal(t, "unsubscribe", read(ra).Elems[0].Str, "and no message before it")
+
+		send(t, a, "SSUBSCRIBE", x, x+"y", x+"z")
+		send(t, a, "SUNSUBSCRIBE", x)
+		send(t, b, "SPUBLISH", x, "late")
+		if read(rb).Int != 0 {
+			reordered["shard"]++
+		}
+		for range 3 {
+			assert.Equal(t, "ssubscribe", read(ra).Elems[0].Str)
+		}
+		assert.Equal(t, "sunsubscribe", read(ra).Elems[0].Str)
+		send(t, a, "SUNSUBSCRIBE")
+		read(ra)
+		read(ra)
+	}
+	assert.Empty(t, reordered, "commands that ran before one written earlier on another connection, of %d tries each", tries)
 }
