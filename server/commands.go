@@ -147,7 +147,7 @@ func (c *conn) flushReply(w *resp.Writer) {
 		return
 	}
 	c.mu.Lock()
-	c.appendLocked(w.Buf) // the reader flushes once the pipeline is consumed
+	c.appendLocked(w.Buf) // the loop writes it before it waits again
 	c.mu.Unlock()
 }
 

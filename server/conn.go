@@ -63,7 +63,7 @@ type conn struct {
 	// not yet run, blocked whether a command waits (WAIT): for INFO.
 	io             ioCounts
 	queryBuffered  atomic.Int64
-	readBufferHeld atomic.Int64 // the size of the read buffer the reader holds, or 0
+	readBufferHeld atomic.Int64 // the size of the read buffer the input holds, or 0
 	// multiQueued is how many commands MULTI queued (-1 outside MULTI),
 	// multiMem their memory as Redis counts it: for CLIENT LIST.
 	multiQueued atomic.Int64
@@ -346,7 +346,7 @@ func (c *conn) iovLocked() net.Buffers {
 	return c.iov
 }
 
-// writeLoop writes whatever the reader's attempts leave, blocking as long
+// writeLoop writes whatever the loop's attempts leave, blocking as long
 // as the client takes to read it. While a write waits, the output limit is
 // checked every second, so a client that stopped reading is disconnected
 // once its soft limit's period has passed even when nothing more is
@@ -382,7 +382,7 @@ const limitCheckEvery = time.Second
 // drainLocked writes until nothing is queued. c.writeMu must be held.
 func (c *conn) drainLocked() error {
 	// The deadline wakes a blocked write to check the limits; it is
-	// cleared on the way out, because the reader's attempts that never
+	// cleared on the way out, because the loop's attempts that never
 	// block would fail on it.
 	defer c.nc.SetWriteDeadline(time.Time{})
 	for {

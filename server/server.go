@@ -409,8 +409,8 @@ func (s *Server) stop(ctx context.Context) error {
 		}
 	}
 	// Whatever is left is dropped now. A connection's goroutines end as
-	// soon as their socket is closed, or, for a reader in the middle of a
-	// command, once that command returns; Close waits for them, Shutdown
+	// soon as their socket is closed, and the loop lets its input go once
+	// the command it runs, if any, returns; Close waits for them, Shutdown
 	// past its deadline does not, as net/http's Shutdown.
 	for _, c := range s.connections() {
 		c.kill()

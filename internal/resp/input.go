@@ -5,100 +5,32 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"sync"
 )
 
-// ReadBufferSize is the size of a RequestReader's read buffer: the most
-// bytes one read takes from the client.
+// ReadBufferSize is the size of a RequestReader's read buffer and of the
+// buffers a Decoder takes from its pool.
 const ReadBufferSize = 64 << 10
 
-// ReadBuffer is a buffer of ReadBufferSize bytes, as a RequestReader's
-// Pool holds them.
+// ReadBuffer is a buffer of ReadBufferSize bytes, as a Decoder's pool
+// holds them.
 type ReadBuffer = [ReadBufferSize]byte
 
-// LazyReader is a source that can wait for input before it needs a buffer
-// to read into, as a socket whose readiness the Go runtime polls can. A
-// RequestReader with a Pool, reading from one, holds a buffer only while
-// it has bytes not yet parsed, so that a client idle between commands
-// costs no buffer, as Redis frees an idle client's query buffer.
-type LazyReader interface {
-	// ReadLazily reads as Read does, into the slice in.Take returns,
-	// and calls in.Release whenever it is about to wait for input.
-	ReadLazily(in *Input) (int, error)
-}
-
 // Input is a RequestReader's buffered input: the methods of bufio.Reader
-// that the parser uses, with the same meaning, over a buffer taken from a
-// pool only while it is needed. A slice it returns is valid until the
-// next call.
+// that the parser uses, with the same meaning. A slice it returns is
+// valid until the next call.
 type Input struct {
-	src    io.Reader
-	lazy   LazyReader // src, if it is one
-	pool   *sync.Pool // of *ReadBuffer; nil: the buffer is kept
-	buf    *ReadBuffer
-	r, w   int // buf[r:w] is unread
-	err    error
-	noWait bool // a LazyReader must not wait: ReadMore
+	src  io.Reader
+	buf  *ReadBuffer // made on the first read
+	r, w int         // buf[r:w] is unread
+	err  error
 }
 
-// Take returns the free end of the buffer, for a LazyReader to read into,
-// getting a buffer first if the Input holds none.
-func (in *Input) Take() []byte {
+// free returns the free end of the buffer, making the buffer first.
+func (in *Input) free() []byte {
 	if in.buf == nil {
-		if in.pool != nil {
-			in.buf = in.pool.Get().(*ReadBuffer)
-		} else {
-			in.buf = new(ReadBuffer)
-		}
+		in.buf = new(ReadBuffer)
 	}
 	return in.buf[in.w:]
-}
-
-// Held returns the size of the buffer held: ReadBufferSize, or 0 once
-// it went back to the pool.
-func (in *Input) Held() int {
-	if in.buf == nil {
-		return 0
-	}
-	return ReadBufferSize
-}
-
-// NoWait reports whether a LazyReader must return at once, with 0 and
-// no error, rather than wait for input.
-func (in *Input) NoWait() bool { return in.noWait }
-
-// readMore reads once what has already arrived, without waiting, and
-// reports whether bytes had. An error (the client's EOF) is kept for the
-// next read, and not reported here: the caller writes the replies it has
-// first, so that a client that shut its write side still gets them.
-func (in *Input) readMore() bool {
-	if in.lazy == nil || in.err != nil || in.w-in.r == ReadBufferSize {
-		return false
-	}
-	if in.r > 0 {
-		copy(in.buf[:], in.buf[in.r:in.w])
-		in.w -= in.r
-		in.r = 0
-	}
-	in.noWait = true
-	n, err := in.lazy.ReadLazily(in)
-	in.noWait = false
-	if n < 0 || n > ReadBufferSize-in.w {
-		n, err = 0, errImpossibleCount
-	}
-	in.w += n
-	in.err = err
-	return n > 0
-}
-
-// Release gives the buffer back to the pool if nothing in it is unread.
-func (in *Input) Release() {
-	if in.pool == nil || in.buf == nil || in.r != in.w {
-		return
-	}
-	in.pool.Put(in.buf)
-	in.buf = nil
-	in.r, in.w = 0, 0
 }
 
 func (in *Input) unread() []byte {
@@ -128,13 +60,7 @@ func (in *Input) fill() {
 		in.r = 0
 	}
 	for range 100 {
-		var n int
-		var err error
-		if in.lazy != nil {
-			n, err = in.lazy.ReadLazily(in)
-		} else {
-			n, err = in.src.Read(in.Take())
-		}
+		n, err := in.src.Read(in.free())
 		if n < 0 || n > ReadBufferSize-in.w {
 			in.err = errImpossibleCount
 			return

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 )
 
 // Limits Redis applies to requests (src/server.h, src/networking.c).
@@ -41,11 +40,14 @@ const maxKeptArgs = 1024
 
 // RequestReader reads commands as Redis reads them from a client: RESP
 // arrays of bulk strings, or inline commands (what telnet and redis-cli's
-// inline mode send). It is not safe for concurrent use.
+// inline mode send), from a reader it waits on. It is the reference the
+// server's Decoder is fuzzed against: written as a plain reading parser,
+// each of its replies and errors follows Redis's code line by line. It is
+// not safe for concurrent use.
 type RequestReader struct {
 	br Input
 	// Authenticated lifts the request limits Redis applies to clients that
-	// have not authenticated yet. The server sets it.
+	// have not authenticated yet.
 	Authenticated bool
 	// MaxBulkLen is proto-max-bulk-len; 0 means 512 MB.
 	MaxBulkLen int64
@@ -59,29 +61,13 @@ type RequestReader struct {
 // NewRequestReader returns a RequestReader reading from r, with a read
 // buffer of its own, made on the first read.
 func NewRequestReader(r io.Reader) *RequestReader {
-	return NewPooledRequestReader(r, nil)
-}
-
-// NewPooledRequestReader returns a RequestReader reading from r, with read
-// buffers taken from pool (of *ReadBuffer): if r is a LazyReader, one is
-// held only while unparsed bytes are in it.
-func NewPooledRequestReader(r io.Reader, pool *sync.Pool) *RequestReader {
 	rr := &RequestReader{Authenticated: true}
-	rr.br.src, rr.br.pool = r, pool
-	rr.br.lazy, _ = r.(LazyReader)
+	rr.br.src = r
 	return rr
 }
 
-// Buffered reports whether more input is already buffered, so that a
-// server can flush its replies only once a pipeline has been consumed.
+// Buffered returns how many bytes are read and not yet parsed.
 func (r *RequestReader) Buffered() int { return r.br.Buffered() }
-
-// ReadMore reads what has already arrived from a LazyReader, without
-// waiting for more, and reports whether bytes had (an error waits for
-// the next read): a server that
-// reads again before it writes its replies, as Redis's event loop does,
-// runs a client's commands that followed closely one after the other.
-func (r *RequestReader) ReadMore() bool { return r.br.readMore() }
 
 // ReadCommand returns the next command's arguments. An empty command (an
 // empty inline line or "*0") returns an empty slice and no error, as Redis

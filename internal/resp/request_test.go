@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 
@@ -190,98 +189,5 @@ func FuzzWholeCommandsReadAsByteByByte(f *testing.F) {
 		gotCmds, gotErr := read(bytes.NewReader(data))
 		require.Equal(t, wantCmds, gotCmds)
 		require.Equal(t, wantErr, gotErr)
-	})
-}
-
-// lazySource hands data out in chunks of the sizes given, in turn, as a
-// socket hands out what has arrived; before each chunk it "waits", and so
-// releases the Input's buffer, as a LazyReader must.
-type lazySource struct {
-	data    []byte
-	sizes   []byte
-	next    int
-	waits   int // waits with nothing unread
-	emptied int // of those, the buffer given back
-}
-
-func (s *lazySource) Read([]byte) (int, error) {
-	return 0, errors.New("read eagerly from a LazyReader")
-}
-
-func (s *lazySource) ReadLazily(in *Input) (int, error) {
-	if in.Buffered() == 0 {
-		s.waits++
-		in.Release()
-		if in.buf == nil {
-			s.emptied++
-		}
-	}
-	if len(s.data) == 0 {
-		return 0, io.EOF
-	}
-	k := 1
-	if len(s.sizes) > 0 {
-		k = int(s.sizes[s.next%len(s.sizes)]) + 1
-		s.next++
-	}
-	n := copy(in.Take(), s.data[:min(k, len(s.data))])
-	s.data = s.data[n:]
-	return n, nil
-}
-
-// FuzzPooledReadersReadAsPlain: two RequestReaders sharing one pool of
-// buffers, reading in turn from sources that hand out input in arbitrary
-// chunks, read the same commands and errors as a plain reader given all
-// the input at once; and each gives its buffer back whenever it waits
-// with nothing unread, so no reader sees bytes another put in a buffer.
-func FuzzPooledReadersReadAsPlain(f *testing.F) {
-	f.Add([]byte("*2\r\n$3\r\nfoo\r\n$3\r\nbar\r\nPING\r\n"), []byte("*1\r\n$4\r\nPING\r\n*1\r\n$1\r\nx\r\n"), []byte{0, 3, 200})
-	f.Add([]byte("*1\r\n$70000\r\n"+strings.Repeat("a", 70000)+"\r\n"), []byte("PING\r\n"), []byte{255})
-	f.Add([]byte("*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$2\r\nhi\r\n"), []byte("\"abc\r\n"), []byte{})
-	f.Fuzz(func(t *testing.T, a, b, sizes []byte) {
-		type result struct {
-			cmds [][]string
-			err  string
-		}
-		plain := func(data []byte) (res result) {
-			r := NewRequestReader(bytes.NewReader(data))
-			for range 100 {
-				args, err := r.ReadCommand()
-				if err != nil {
-					res.err = err.Error()
-					return res
-				}
-				res.cmds = append(res.cmds, slices.Clone(args))
-			}
-			return res
-		}
-		pool := &sync.Pool{New: func() any { return new(ReadBuffer) }}
-		reversed := slices.Clone(sizes)
-		slices.Reverse(reversed)
-		srcs := []*lazySource{{data: a, sizes: sizes}, {data: b, sizes: reversed}}
-		readers := []*RequestReader{NewPooledRequestReader(srcs[0], pool), NewPooledRequestReader(srcs[1], pool)}
-		got := make([]result, 2)
-		done := make([]bool, 2)
-		for range 100 {
-			for i, r := range readers {
-				if done[i] {
-					continue
-				}
-				args, err := r.ReadCommand()
-				if err != nil {
-					got[i].err, done[i] = err.Error(), true
-					continue
-				}
-				got[i].cmds = append(got[i].cmds, slices.Clone(args))
-			}
-		}
-		for i, data := range [][]byte{a, b} {
-			want := plain(data)
-			if !done[i] { // stopped at 100 commands, as plain does
-				want.err = ""
-			}
-			require.Equal(t, want, got[i], "reader %d", i)
-			require.Equal(t, srcs[i].waits, srcs[i].emptied, "reader %d kept a buffer with nothing unread in it while waiting", i)
-		}
 	})
 }
