@@ -226,3 +226,31 @@ func TestHalfClosedClientGetsItsReplies(t *testing.T) {
 		assert.Equal(t, "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n", string(got), name)
 	}
 }
+
+// A client parked in WAIT that shuts its write side with a command still
+// unread behind the WAIT is let go, as redis-server frees it on reading
+// the end of its input; the parked socket is not reported again and
+// again for the input that waits in it meanwhile.
+func TestParkedClientThatHangsUpIsLetGo(t *testing.T) {
+	for _, addr := range []string{redistest.Start(t), start(t, &Server{})} {
+		nc, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer nc.Close()
+		_, err = nc.Write([]byte("WAIT 1 0\r\n"))
+		require.NoError(t, err)
+		ctl := redistest.Dial(t, addr)
+		redistest.WaitFor(t, "WAIT to block", func() bool {
+			return strings.Contains(ctl.Do("CLIENT", "LIST").Str, "cmd=wait")
+		})
+		_, err = nc.Write([]byte("PING\r\n")) // unread behind the WAIT
+		require.NoError(t, err)
+		require.NoError(t, nc.(*net.TCPConn).CloseWrite())
+		require.NoError(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
+		rest, err := io.ReadAll(nc)
+		assert.NoError(t, err, "%s: want the connection closed", addr)
+		assert.Empty(t, rest, "%s: nothing is answered", addr)
+		redistest.WaitFor(t, "the client to be gone", func() bool {
+			return !strings.Contains(ctl.Do("CLIENT", "LIST").Str, "cmd=wait")
+		})
+	}
+}

@@ -417,8 +417,12 @@ func (l *loop) serve(c *conn) {
 	}
 	if c.parked {
 		// Its commands wait; a client that hung up is let go, as Redis
-		// frees a blocked client whose connection closed.
-		if c.src.hungUp() {
+		// frees a blocked client whose connection closed. A parked socket
+		// is polled for its hang-up only (so, level-triggered, it is not
+		// reported every turn for the input that waits in it), so its
+		// being reported is the hang-up.
+		if c.token != 0 || c.src.hungUp() {
+			l.drain(c)
 			c.kill()
 			l.endInput(c)
 		}
@@ -477,6 +481,19 @@ func (l *loop) feed(c *conn, data []byte, err error) {
 		return
 	}
 	l.runCommands(c)
+}
+
+// drain reads and drops what a client that hung up left in its socket
+// (its peer shut its side, so no more comes), so that closing the socket
+// ends it with the FIN Redis's close sends, not a reset for unread bytes.
+func (l *loop) drain(c *conn) {
+	var scrap [readChunk]byte
+	for {
+		n, err := c.src.read(scrap[:])
+		if n == 0 || err != nil {
+			return
+		}
+	}
 }
 
 // runCommands runs the commands c's input holds whole.
@@ -677,7 +694,7 @@ type source interface {
 	// error when nothing has.
 	read(p []byte) (int, error)
 	// hungUp reports whether the client is known to have closed its
-	// side, without reading.
+	// side, without reading. The loop asks sources it does not poll.
 	hungUp() bool
 }
 
