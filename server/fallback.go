@@ -77,9 +77,3 @@ func (r *fallbackReader) read(p []byte) (int, error) {
 	}
 	return n, nil
 }
-
-func (r *fallbackReader) hungUp() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err != nil
-}

@@ -415,17 +415,14 @@ func (l *loop) serve(c *conn) {
 	if c.inputDone {
 		return
 	}
-	if c.parked {
-		// Its commands wait; a client that hung up is let go, as Redis
-		// frees a blocked client whose connection closed. A parked socket
-		// is polled for its hang-up only (so, level-triggered, it is not
-		// reported every turn for the input that waits in it), so its
-		// being reported is the hang-up.
-		if c.token != 0 || c.src.hungUp() {
-			l.drain(c)
-			c.kill()
-			l.endInput(c)
-		}
+	if c.parked && c.token != 0 {
+		// A parked socket is polled for its hang-up only (level-triggered,
+		// it would otherwise be reported every turn for the input that
+		// waits in it), so its being reported is the hang-up: the client
+		// is let go, as Redis frees a blocked client whose input ended.
+		l.drain(c)
+		c.kill()
+		l.endInput(c)
 		return
 	}
 	if c.inputErr == nil {
@@ -443,6 +440,22 @@ func (l *loop) serve(c *conn) {
 			// reports a socket read in part again by itself.
 			l.ready = append(l.ready, c)
 		}
+	}
+	if c.parked {
+		// A fallback reader's input is taken while its client is parked,
+		// to run later, as Redis reads a blocked client's input, up to the
+		// query buffer limit; the end of it lets the client go.
+		lim := c.srv.limits.Load().maxQueryBuffer
+		switch {
+		case c.inputErr != nil:
+			c.kill()
+			l.endInput(c)
+		case lim > 0 && int64(c.dec.Buffered()) > lim:
+			c.endedBecause(QueryBufferLimit)
+			c.kill()
+			l.endInput(c)
+		}
+		return
 	}
 	l.runCommands(c)
 }
@@ -693,9 +706,6 @@ type source interface {
 	// read reads what has arrived into p, without waiting: 0 and no
 	// error when nothing has.
 	read(p []byte) (int, error)
-	// hungUp reports whether the client is known to have closed its
-	// side, without reading. The loop asks sources it does not poll.
-	hungUp() bool
 }
 
 // testHookNoPoller makes every Server of a test binary read each

@@ -230,13 +230,6 @@ func (m *memClient) Close() error {
 	return nil
 }
 
-// hungUp reports whether the client closed its end.
-func (m *memClient) hungUp() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.closed
-}
-
 // read is the loop's: the input comes as events, never from here.
 func (m *memClient) read([]byte) (int, error) { return 0, nil }
 

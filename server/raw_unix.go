@@ -91,9 +91,6 @@ func (s fdSource) read(p []byte) (n int, err error) {
 	return n, err
 }
 
-// hungUp is never asked: the poller reports a parked socket's hang-up.
-func (fdSource) hungUp() bool { return true }
-
 // lazyRead reads a socket that no poller of ours watches, for a fallback
 // reader: it waits until input has arrived holding no buffer, then reads
 // once into a chunk from pool, so that an idle client costs none.
