@@ -200,7 +200,12 @@ func (l *loop) run() {
 			c.flushNow()
 			dirty[i] = nil
 		}
-		for i, c := range l.flush {
+		// The last queued first, as Redis's clients_pending_write list
+		// (new clients go to its head): a publisher's reply is queued
+		// after the messages it fanned out, and goes out before them, so
+		// that its next command comes sooner.
+		for i := len(l.flush) - 1; i >= 0; i-- {
+			c := l.flush[i]
 			c.flushQueued = false
 			c.flushNow()
 			c.batch.release()
