@@ -81,6 +81,7 @@ type conn struct {
 	inputDone   bool          // no more input is read or run
 	parked      bool          // a command waits (park): the later ones wait too
 	flushQueued bool          // in the loop's flush list
+	memOwed     int           // in-memory input taken while parked: room to give back
 	multi       *multiState
 	replyMode   replyMode
 	reply       resp.Writer // the reply being built
@@ -312,10 +313,6 @@ func (c *conn) takeLocked(wait bool) bool {
 // wroteLocked accounts for n bytes of writing written, and gives written
 // chunks back to the pool. c.writeMu must be held.
 func (c *conn) wroteLocked(n int) {
-	// The writev's buffers are done with: hold no chunk through them, or
-	// an idle client keeps its last chunk, which the pool may have handed
-	// on.
-	clear(c.iov)
 	if n <= 0 {
 		return
 	}
