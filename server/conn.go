@@ -80,6 +80,7 @@ type conn struct {
 	added       bool          // the loop took it (evAdd)
 	inputDone   bool          // no more input is read or run
 	parked      bool          // a command waits (park): the later ones wait too
+	parkedTurn  uint64        // the loop's turn when it was parked
 	flushQueued bool          // in the loop's flush list
 	memOwed     int           // in-memory input taken while parked: room to give back
 	multi       *multiState

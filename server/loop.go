@@ -49,6 +49,7 @@ type loop struct {
 	ready     []*conn // connections with input to go on with next turn
 	flush     []*conn // connections the turn queued output for
 	nextCron  time.Time
+	turn      uint64 // counts the turns, for parkedTurn
 
 	mu sync.Mutex
 	// guards the fields below
@@ -172,6 +173,7 @@ func (l *loop) run() {
 	var polled []*conn
 	for {
 		polled = l.wait(polled[:0])
+		l.turn++
 		l.mu.Lock()
 		inbox, l.inbox = l.inbox, inbox[:0]
 		dirty, l.dirty = l.dirty, dirty[:0]
@@ -186,10 +188,10 @@ func (l *loop) run() {
 		again := l.ready
 		l.ready = nil
 		for _, c := range again {
-			l.serve(c)
+			l.serve(c, false)
 		}
 		for _, c := range polled {
-			l.serve(c)
+			l.serve(c, true)
 		}
 		clear(polled)
 		l.cron()
@@ -344,7 +346,7 @@ func (l *loop) handle(ev event) {
 		case ev.data != nil || ev.err != nil:
 			l.feed(c, ev.data, ev.err)
 		case !c.inputDone:
-			l.serve(c)
+			l.serve(c, false)
 		}
 	case evKilled:
 		if !c.inputDone {
@@ -416,14 +418,15 @@ func (l *loop) newToken() int32 {
 // serve reads c once (a socket, or what its fallback reader handed
 // over), then runs the commands that completed, unless c waits for a
 // command to end.
-func (l *loop) serve(c *conn) {
+func (l *loop) serve(c *conn, polled bool) {
 	if c.inputDone {
 		return
 	}
-	if c.parked && c.token != 0 {
+	if c.parked && polled && c.parkedTurn < l.turn {
 		// A parked socket is polled for its hang-up only (level-triggered,
 		// it would otherwise be reported every turn for the input that
-		// waits in it), so its being reported is the hang-up: the client
+		// waits in it), so its being reported by a poll made after it was
+		// parked (not by this turn's, made before) is the hang-up: the client
 		// is let go, as Redis frees a blocked client whose input ended.
 		l.drain(c)
 		c.kill()
@@ -648,6 +651,7 @@ func (l *loop) endInput(c *conn) {
 // c's socket is watched only for its hang-up.
 func (l *loop) park(c *conn, wait func() bool, then func()) {
 	c.parked = true
+	c.parkedTurn = l.turn
 	if c.token != 0 {
 		_ = l.poller.watchHangUp(c.raw, c.token)
 	}
