@@ -31,12 +31,7 @@ func pipeline(n, size int) []byte {
 // neverReads dials addr with a small receive buffer and never reads.
 func neverReads(t *testing.T, addr string) *net.TCPConn {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	tc := nc.(*net.TCPConn)
-	require.NoError(t, tc.SetReadBuffer(4096))
-	t.Cleanup(func() { tc.Close() })
-	return tc
+	return redistest.DialSmallReadBuffer(t, addr, 4096)
 }
 
 // clientIDs returns the ids CLIENT LIST shows.

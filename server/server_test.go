@@ -787,11 +787,8 @@ func TestSlowSubscriberIsDisconnectedOthersLoseNothing(t *testing.T) {
 	srv := &Server{PubSubOutputLimit: &OutputLimit{Hard: 1 << 20}}
 	addr := start(t, srv)
 
-	slow, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { slow.Close() })
-	require.NoError(t, slow.(*net.TCPConn).SetReadBuffer(4096))
-	_, err = slow.Write(resp.AppendCommand(nil, "SUBSCRIBE", "firehose"))
+	slow := redistest.DialSmallReadBuffer(t, addr, 4096)
+	_, err := slow.Write(resp.AppendCommand(nil, "SUBSCRIBE", "firehose"))
 	require.NoError(t, err)
 
 	good, err := net.Dial("tcp", addr)

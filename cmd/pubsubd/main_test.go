@@ -46,15 +46,15 @@ func TestSIGTERMWithAClientThatNeverReads(t *testing.T) {
 	go func() { exited <- srv.Wait() }()
 	t.Cleanup(func() { _ = srv.Process.Kill() })
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	var nc net.Conn
+	var probe net.Conn
 	deadline := time.Now().Add(10 * time.Second)
-	for nc == nil {
-		nc, err = net.Dial("tcp", addr)
+	for probe == nil {
+		probe, err = net.Dial("tcp", addr)
 		require.True(t, err == nil || time.Now().Before(deadline), "pubsubd not listening: %v; log:\n%s", err, log.String())
 		time.Sleep(10 * time.Millisecond)
 	}
-	defer nc.Close()
-	require.NoError(t, nc.(*net.TCPConn).SetReadBuffer(4096))
+	probe.Close()
+	nc := redistest.DialSmallReadBuffer(t, addr, 4096)
 	var pipeline []byte
 	for range 4000 {
 		pipeline = resp.AppendCommand(pipeline, "ECHO", strings.Repeat("x", 4096))
