@@ -82,7 +82,6 @@ type conn struct {
 	parked      bool          // a command waits (park): the later ones wait too
 	parkedTurn  uint64        // the loop's turn when it was parked
 	flushQueued bool          // in the loop's flush list
-	memOwed     int           // in-memory input taken while parked: room to give back
 	multi       *multiState
 	replyMode   replyMode
 	reply       resp.Writer // the reply being built
@@ -314,6 +313,10 @@ func (c *conn) takeLocked(wait bool) bool {
 // wroteLocked accounts for n bytes of writing written, and gives written
 // chunks back to the pool. c.writeMu must be held.
 func (c *conn) wroteLocked(n int) {
+	// The writev's buffers are done with: hold no chunk through them, or
+	// an idle client keeps its last chunk, which the pool may have handed
+	// on.
+	clear(c.iov)
 	if n <= 0 {
 		return
 	}

@@ -1,21 +1,15 @@
 package server
 
-import "sync"
-
-// fallbackReader reads a connection the poller cannot watch (an
-// in-memory or TLS connection, any connection where there is no poller
-// or Server.NoPoller is set) on a goroutine of its own, and hands each
-// read to the loop, which runs the commands; it reads again only once the
-// loop has taken everything, so a client that sends faster than the loop
-// runs its commands waits in its own socket, as it would with Redis.
+// fallbackReader reads a connection the poller cannot watch (a TLS
+// connection, any connection where there is no poller or Server.NoPoller
+// is set) on a goroutine of its own, and posts each read to the loop as an
+// event, as an in-memory connection's writes are; it reads again only
+// once the loop has taken the bytes, so a client that sends faster than
+// the loop runs its commands waits in its own socket, as it would with
+// Redis.
 type fallbackReader struct {
 	c     *conn
-	taken chan struct{} // cap 1: the loop took all that was handed over
-
-	mu sync.Mutex
-	// guards the fields below
-	buf []byte // handed over and not yet taken
-	err error  // how the last read ended, taken after buf
+	taken chan struct{} // cap 1: the loop took what was posted
 }
 
 func startFallbackReader(c *conn) *fallbackReader {
@@ -40,14 +34,12 @@ func (r *fallbackReader) run() {
 			pool.Put(buf)
 			continue
 		}
-		r.mu.Lock()
-		r.buf, r.err = nil, err
-		if buf != nil {
-			r.buf = buf[:n]
+		var data []byte
+		if n > 0 {
+			data = buf[:n]
 		}
-		r.mu.Unlock()
-		if !r.c.srv.loop.post(event{kind: evInput, c: r.c}) || err != nil {
-			return // the loop has taken what it will take; the chunk is left to the collector
+		if !r.c.srv.loop.post(event{kind: evInput, c: r.c, data: data, err: err}) || err != nil {
+			return // what the loop has not taken is left to the collector
 		}
 		select {
 		case <-r.taken:
@@ -58,22 +50,15 @@ func (r *fallbackReader) run() {
 	}
 }
 
-func (r *fallbackReader) read(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	if len(r.buf) > 0 {
-		return n, nil
-	}
-	if r.err != nil {
-		return n, r.err
-	}
+// read is the loop's: the input comes as events, never from here.
+func (r *fallbackReader) read([]byte) (int, error) { return 0, nil }
+
+// took lets the reader read again: the loop copied what it posted.
+func (r *fallbackReader) took(n int) {
 	if n > 0 {
 		select {
 		case r.taken <- struct{}{}:
 		default:
 		}
 	}
-	return n, nil
 }

@@ -26,11 +26,12 @@ import (
 // back for one read's worth of commands at most.
 //
 // Sockets are read by the loop itself where a poller exists (epoll on
-// Linux, poll_linux.go). Other connections (in-memory ones, TLS later,
-// other platforms, or all when Server.NoPoller is set) are read by a
-// goroutine each, which hands each read to the loop and waits until the
-// loop has taken it (fallback.go); the loop still runs their commands one
-// at a time, in the order the reads were handed over.
+// Linux, poll_linux.go). Other connections post their input to the loop
+// as events: an in-memory connection's Write does (memconn.go), and a
+// connection the poller cannot watch (TLS later, other platforms, or all
+// when Server.NoPoller is set) is read by a goroutine that posts each read
+// and waits until the loop has taken it (fallback.go). The loop runs their
+// commands one at a time too, in the order the input was posted.
 //
 // The loop never waits for a client: reads and writes it makes do not
 // block (what a socket does not take is the connection's writer
@@ -75,7 +76,7 @@ type eventKind uint8
 
 const (
 	evAdd    eventKind = iota // a new connection
-	evInput                   // a fallback reader handed input over
+	evInput                   // input posted: a fallback read, an in-memory write
 	evKilled                  // the connection was killed
 	evFunc                    // run fn on the loop
 )
@@ -342,12 +343,7 @@ func (l *loop) handle(ev event) {
 	case evAdd:
 		l.add(c)
 	case evInput:
-		switch {
-		case ev.data != nil || ev.err != nil:
-			l.feed(c, ev.data, ev.err)
-		case !c.inputDone:
-			l.serve(c, false)
-		}
+		l.feed(c, ev.data, ev.err)
 	case evKilled:
 		if !c.inputDone {
 			l.endInput(c)
@@ -415,9 +411,8 @@ func (l *loop) newToken() int32 {
 	return l.nextToken
 }
 
-// serve reads c once (a socket, or what its fallback reader handed
-// over), then runs the commands that completed, unless c waits for a
-// command to end.
+// serve reads c once if it is a polled socket, then runs the commands
+// that completed, unless c waits for a command to end.
 func (l *loop) serve(c *conn, polled bool) {
 	if c.inputDone {
 		return
@@ -433,7 +428,7 @@ func (l *loop) serve(c *conn, polled bool) {
 		l.endInput(c)
 		return
 	}
-	if c.inputErr == nil {
+	if c.inputErr == nil && c.token != 0 {
 		space := c.dec.Space()
 		n, err := c.src.read(space[:min(len(space), readChunk)])
 		c.dec.Wrote(n)
@@ -443,47 +438,25 @@ func (l *loop) serve(c *conn, polled bool) {
 			c.io.reads.Add(1)
 		}
 		c.inputErr = err
-		if n > 0 && c.token == 0 {
-			// A fallback reader may hold more than was read; the poller
-			// reports a socket read in part again by itself.
-			l.ready = append(l.ready, c)
-		}
 	}
 	if c.parked {
-		// A fallback reader's input is taken while its client is parked,
-		// to run later, as Redis reads a blocked client's input, up to the
-		// query buffer limit; the end of it lets the client go.
-		lim := c.srv.limits.Load().maxQueryBuffer
-		switch {
-		case c.inputErr != nil:
-			c.kill()
-			l.endInput(c)
-		case lim > 0 && int64(c.dec.Buffered()) > lim:
-			c.endedBecause(QueryBufferLimit)
-			c.kill()
-			l.endInput(c)
-		}
 		return
 	}
 	l.runCommands(c)
 }
 
-// feed takes what a client wrote on an in-memory connection, in the
-// order it was written, and runs the commands that completed.
+// feed takes input posted as an event (an in-memory connection's write,
+// a fallback reader's read), in the order it was posted, and runs the
+// commands that completed.
 func (l *loop) feed(c *conn, data []byte, err error) {
-	m := c.src.(*memClient)
 	if c.inputDone {
-		m.took(len(data))
+		c.src.took(len(data))
 		return
 	}
-	if c.parked {
-		c.memOwed += len(data) // room is given back once it runs
-	} else {
-		m.took(len(data))
-	}
-	if len(data) > 0 {
+	posted := len(data)
+	if posted > 0 {
 		c.lastIO.Store(time.Now().UnixNano())
-		c.io.inBytes.Add(int64(len(data)))
+		c.io.inBytes.Add(int64(posted))
 		c.io.reads.Add(1)
 	}
 	for len(data) > 0 {
@@ -491,11 +464,22 @@ func (l *loop) feed(c *conn, data []byte, err error) {
 		c.dec.Wrote(n)
 		data = data[n:]
 	}
+	c.src.took(posted) // only once copied: a fallback reader reuses its chunk then
 	if err != nil && c.inputErr == nil {
 		c.inputErr = err
 	}
 	if c.parked {
-		if err != nil { // the client left: let it go, as Redis frees a blocked client
+		// Its input is taken meanwhile, to run later, as Redis reads a
+		// blocked client's input, up to the query buffer limit; the end of
+		// it lets the client go, as Redis frees a blocked client.
+		lim := c.srv.limits.Load().maxQueryBuffer
+		switch {
+		case err != nil:
+			c.kill()
+			l.endInput(c)
+		case lim > 0 && int64(c.dec.Buffered()) > lim:
+			c.endedBecause(QueryBufferLimit)
+			c.srv.logger().Warn("pubsub server: disconnecting client", "id", c.id, "addr", c.nc.RemoteAddr(), "reason", QueryBufferLimit.String())
 			c.kill()
 			l.endInput(c)
 		}
@@ -662,10 +646,6 @@ func (l *loop) park(c *conn, wait func() bool, then func()) {
 				return
 			}
 			c.parked = false
-			if c.memOwed > 0 {
-				c.src.(*memClient).took(c.memOwed)
-				c.memOwed = 0
-			}
 			if c.token != 0 {
 				_ = l.poller.watchInput(c.raw, c.token)
 			}
@@ -713,8 +693,12 @@ func (l *loop) cron() {
 // source is where the loop reads a connection's input from.
 type source interface {
 	// read reads what has arrived into p, without waiting: 0 and no
-	// error when nothing has.
+	// error when nothing has. Only a polled socket is read; other
+	// sources post their input as events.
 	read(p []byte) (int, error)
+	// took tells a source that posts its input that the loop has taken
+	// n bytes of it, so it may post more.
+	took(n int)
 }
 
 // testHookNoPoller makes every Server of a test binary read each

@@ -17,6 +17,7 @@ func (c *conn) writeOnceLocked() error { return nil }
 type fdSource struct{ raw syscall.RawConn }
 
 func (fdSource) read([]byte) (int, error) { panic("unreachable: no poller") }
+func (fdSource) took(int)                 {}
 
 // lazyRead is never called: without unix there is no raw connection.
 func lazyRead(syscall.RawConn, *sync.Pool) (*[outChunk]byte, int, error) {

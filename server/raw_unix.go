@@ -91,6 +91,9 @@ func (s fdSource) read(p []byte) (n int, err error) {
 	return n, err
 }
 
+// took is for sources that post their input.
+func (fdSource) took(int) {}
+
 // lazyRead reads a socket that no poller of ours watches, for a fallback
 // reader: it waits until input has arrived holding no buffer, then reads
 // once into a chunk from pool, so that an idle client costs none.
