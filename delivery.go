@@ -215,6 +215,7 @@ func (t *tally) offerOne(ctx context.Context, mb *member, m Message) {
 		t.delivered++
 	case outDropped:
 		t.dropped++
+	case outWaiting: // a receiver, delivered or dropped once it is finished
 	}
 	t.receivers++
 	if err != nil && t.err == nil {

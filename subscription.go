@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gopherpubsub/pubsub/internal/blockwait"
 )
 
 // Kind says how a message reached a subscription, as the first element of
@@ -706,6 +708,7 @@ const (
 	outGone      outcome = iota // membership ended: not a receiver
 	outDelivered                // queued, or handed to the function
 	outDropped                  // not queued: counted as dropped
+	outWaiting                  // handed to the publisher's blockwait.Waits
 )
 
 // offer is the checked path, for what Publish's fast path defers: a func
@@ -733,6 +736,13 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 	}
 	s.block.blockers.Add(1) // only Block-policy offers get here
 	s.mu.RUnlock()
+	if w := blockwait.From(ctx); w != nil {
+		// A publisher that must not wait (the server's loop) finishes
+		// this delivery later, on a goroutine of its own; close waits
+		// for it as for any blocked publisher.
+		w.Add(func(ctx context.Context) { _, _ = s.offerBlocking(ctx, m) })
+		return outWaiting, nil
+	}
 	return s.offerBlocking(ctx, m)
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gopherpubsub/pubsub"
+	"github.com/gopherpubsub/pubsub/internal/blockwait"
 	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
@@ -94,7 +95,11 @@ type conn struct {
 	// caching: CLIENT CACHING was sent, for the command after it.
 	caching bool
 	inExec  bool            // EXEC is running the queued commands, which never block
-	pubCtx  context.Context // ctx, carrying batch to the subscribers a publish reaches
+	pubCtx  context.Context // ctx, carrying batch to the subscribers a publish reaches, and waits
+	// waits holds the deliveries a publish left waiting for a Go
+	// subscriber under the Block policy; the loop parks the client while
+	// they finish.
+	waits blockwait.Waits
 
 	mu sync.Mutex
 	// guards the fields below
@@ -178,7 +183,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		raw:    rawConn(nc),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.pubCtx = context.WithValue(c.ctx, batchKey{}, &c.batch)
+	c.pubCtx = blockwait.With(context.WithValue(c.ctx, batchKey{}, &c.batch), &c.waits)
 	c.running.Store(2)
 	c.lastIO.Store(c.born.UnixNano())
 	c.multiQueued.Store(-1)

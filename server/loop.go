@@ -530,24 +530,44 @@ func (l *loop) runCommands(c *conn) {
 			continue
 		}
 		c.srv.stats.commands.Add(1)
-		quit := c.run(args)
-		l.queueFlush(c)
-		if quit {
-			c.closeAfterFlush()
-			l.endInput(c)
-			return
-		}
+		l.ran(c, c.run(args))
 	}
 }
 
 // runHeld runs a command that was parked, then goes on with c's input.
 func (l *loop) runHeld(c *conn, args []string) {
-	quit := c.run(args)
+	l.ran(c, c.run(args))
+}
+
+// ran follows a command of c: its output is written before the loop
+// waits, and c is parked while the deliveries it left waiting finish.
+func (l *loop) ran(c *conn, quit bool) {
 	l.queueFlush(c)
 	if quit {
 		c.closeAfterFlush()
 		l.endInput(c)
+		return
 	}
+	if c.waits.Len() > 0 {
+		l.parkForWaits(c)
+	}
+}
+
+// parkForWaits parks c while the deliveries its publish left waiting for
+// Go subscribers under the Block policy finish, each waiting for room
+// until the subscription closes or c is killed. The reply has gone out
+// already (it counts the receivers, which are known); c's later commands
+// wait, as a blocked client's in Redis, and every other client goes on.
+func (l *loop) parkForWaits(c *conn) {
+	fns := c.waits.Take()
+	c.blocked.Store(blockedForever)
+	l.park(c, func() bool {
+		defer c.blocked.Store(notBlocked)
+		for _, fn := range fns {
+			fn(c.ctx)
+		}
+		return true
+	}, func() {})
 }
 
 // queueFlush has c's output written before the loop waits again.
