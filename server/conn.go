@@ -24,13 +24,15 @@ import (
 // publishing goroutines take to queue a message too, so a client sees
 // replies and messages in the order Redis would send them.
 //
-// Whoever holds writeMu writes the queue to the socket, with one attempt
-// that never blocks: the loop, before it waits again (as Redis's
+// The loop writes the queue before it waits again (as Redis's
 // beforeSleep writes every client's replies), for the replies of the
-// commands it ran and the messages publishers queued. What the socket
-// does not take at once is the writer goroutine's, which blocks. So the
-// loop never waits for a client that does not read: its replies wait in
-// out, up to the client's output limit, as in Redis.
+// commands it ran and the messages publishers queued, as much as the
+// socket takes at once: it never waits for a client that does not read.
+// Where the poller watches the socket, what is left waits for the poller
+// to report room, and the loop writes it then, as Redis's write handler;
+// other connections (in-memory, fallback) have a writer goroutine that
+// blocks on the rest. Either way a client's replies wait in out, up to
+// the client's output limit, as in Redis; writeMu is held while writing.
 //
 // Lock order: Server.mu is taken alone. writeMu, then mu. mu, then the
 // Subscription's locks (Add and Remove run under mu, and deliver asks
@@ -38,7 +40,7 @@ import (
 // of its locks held.
 //
 // The connection counts as a client (CLIENT LIST, MaxClients, Shutdown)
-// until the loop is done with its input and the writer has ended: a
+// until the loop is done with its input and its writes have ended: a
 // client that sent QUIT after a pipeline it never reads stays listed, and
 // killable, while its replies wait.
 type conn struct {
@@ -60,6 +62,9 @@ type conn struct {
 	// flushPending: the loop will write the output publishers outside it
 	// queued.
 	flushPending atomic.Bool
+	// loopWrites: the loop writes the connection (its socket is polled),
+	// rather than a writer goroutine; set once, by the loop.
+	loopWrites atomic.Bool
 	// io is what was read and written, queryBuffered the bytes read and
 	// not yet run, blocked whether a command waits (WAIT): for INFO.
 	io             ioCounts
@@ -81,7 +86,9 @@ type conn struct {
 	added       bool          // the loop took it (evAdd)
 	inputDone   bool          // no more input is read or run
 	parked      bool          // a command waits (park): the later ones wait too
-	parkedTurn  uint64        // the loop's turn when it was parked
+	interest    uint32        // what the poller watches its socket for; 0: not watched
+	outWatched  bool          // its output waits for room (loopWrites)
+	writesDone  bool          // the loop is done writing it (loopWrites)
 	flushQueued bool          // in the loop's flush list
 	multi       *multiState
 	replyMode   replyMode
@@ -264,6 +271,10 @@ func (c *conn) withinLimitsLocked(more int64) bool {
 }
 
 func (c *conn) wakeWriter() {
+	if c.loopWrites.Load() {
+		c.srv.loop.markDirty(c)
+		return
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -278,13 +289,9 @@ func (c *conn) flushNow() {
 		c.wakeWriter()
 		return
 	}
-	if !c.takeLocked(false) {
-		c.writeMu.Unlock()
-		c.wakeWriter() // mu is busy (a long command, say): the writer will wait for it
-		return
-	}
-	err := c.writeOnceLocked()
-	left := len(c.writing) > 0
+	// If mu is busy (a Go publisher's delivery), what is left is the
+	// writer's, which waits for it.
+	left, err := c.writeAllLocked(false)
 	c.writeMu.Unlock()
 	if err != nil {
 		c.kill()
@@ -292,6 +299,26 @@ func (c *conn) flushNow() {
 	}
 	if left {
 		c.wakeWriter()
+	}
+}
+
+// writeAllLocked writes the output taken and what is queued after it, as
+// much as the socket takes now; what it does not take is left in
+// writing. If wait is false, it takes more output only if mu is free.
+// c.writeMu must be held.
+// It reports whether output may be left: in writing, or queued while mu
+// was busy.
+func (c *conn) writeAllLocked(wait bool) (left bool, err error) {
+	for {
+		if !c.takeLocked(wait) {
+			return true, nil
+		}
+		if len(c.writing) == 0 {
+			return false, nil
+		}
+		if err := c.writeOnceLocked(); err != nil || len(c.writing) > 0 {
+			return len(c.writing) > 0, err
+		}
 	}
 }
 
@@ -514,7 +541,7 @@ func (c *conn) deliver(ctx context.Context, sub *pubsub.Subscription, m pubsub.M
 	case batch != nil:
 		c.srv.loop.queueFlush(c)
 	default:
-		c.srv.loop.markDirtyLocked(c)
+		c.srv.loop.markDirty(c)
 	}
 	if cap(c.push) > outChunk { // a large message: do not keep its buffer
 		c.push = nil

@@ -50,7 +50,9 @@ type loop struct {
 	ready     []*conn // connections with input to go on with next turn
 	flush     []*conn // connections the turn queued output for
 	nextCron  time.Time
-	turn      uint64 // counts the turns, for parkedTurn
+	// watchingOut counts the sockets watched for room to write: their
+	// output limits are checked by cron while they wait.
+	watchingOut int
 
 	mu sync.Mutex
 	// guards the fields below
@@ -120,13 +122,13 @@ func (l *loop) post(ev event) bool {
 // do runs fn on the loop, soon; it never blocks.
 func (l *loop) do(fn func()) bool { return l.post(event{kind: evFunc, fn: fn}) }
 
-// markDirty asks the loop to write c's output, queued by a publisher
-// outside the loop: one wake-up for however many messages come before the
-// loop takes them. c.mu must be held.
-func (l *loop) markDirtyLocked(c *conn) {
+// markDirty asks the loop to write c's output, queued before the call
+// (by a publisher outside the loop, or for a closing connection): one
+// wake-up for however many come before the loop takes them.
+func (l *loop) markDirty(c *conn) {
 	// A plain load first: most publishes find c marked by an earlier one.
 	// The loop clears the mark before it takes c's output, so a mark seen
-	// here, under c.mu, is one that will write what was just queued.
+	// here, after the output was queued, is one that will write it.
 	if c.flushPending.Load() || c.flushPending.Swap(true) {
 		return
 	}
@@ -171,10 +173,9 @@ func (l *loop) run() {
 	defer close(l.done)
 	var inbox []event
 	var dirty []*conn
-	var polled []*conn
+	var polled []polledConn
 	for {
 		polled = l.wait(polled[:0])
-		l.turn++
 		l.mu.Lock()
 		inbox, l.inbox = l.inbox, inbox[:0]
 		dirty, l.dirty = l.dirty, dirty[:0]
@@ -191,8 +192,13 @@ func (l *loop) run() {
 		for _, c := range again {
 			l.serve(c, false)
 		}
-		for _, c := range polled {
-			l.serve(c, true)
+		for _, p := range polled {
+			if readable(p.events) {
+				l.serve(p.c, hungUp(p.events))
+			}
+			if writable(p.events) {
+				l.queueFlush(p.c) // written below, with the rest
+			}
 		}
 		clear(polled)
 		l.cron()
@@ -200,7 +206,7 @@ func (l *loop) run() {
 		// ran commands and their subscribers, and for Go publishers'.
 		for i, c := range dirty {
 			c.flushPending.Store(false) // before its output is taken: what comes later marks it again
-			c.flushNow()
+			l.write(c)
 			dirty[i] = nil
 		}
 		// The last queued first, as Redis's clients_pending_write list
@@ -210,7 +216,7 @@ func (l *loop) run() {
 		for i := len(l.flush) - 1; i >= 0; i-- {
 			c := l.flush[i]
 			c.flushQueued = false
-			c.flushNow()
+			l.write(c)
 			c.batch.release()
 			l.flush[i] = nil
 		}
@@ -225,11 +231,16 @@ func (l *loop) run() {
 	}
 }
 
+// polledConn is a connection the poller reported, and what for.
+type polledConn struct {
+	c      *conn
+	events uint32
+}
+
 // wait waits for input, a posted event or the next cron, and appends the
-// polled connections that have input to polled, in the order the
-// kernel reported them. It does not wait when connections are ready
-// already.
-func (l *loop) wait(polled []*conn) []*conn {
+// polled connections that are ready to polled, in the order the kernel
+// reported them. It does not wait when connections are ready already.
+func (l *loop) wait(polled []polledConn) []polledConn {
 	timeout := time.Duration(-1) // none
 	if len(l.ready) > 0 {
 		timeout = 0
@@ -252,10 +263,10 @@ func (l *loop) wait(polled []*conn) []*conn {
 		}
 		return polled
 	}
-	for _, token := range l.poller.wait(timeout) {
-		if c := l.byToken[token]; c != nil {
-			polled = append(polled, c)
-		} else if pl := l.listeners[token]; pl != nil {
+	for _, ev := range l.poller.wait(timeout) {
+		if c := l.byToken[ev.token]; c != nil {
+			polled = append(polled, polledConn{c, ev.events})
+		} else if pl := l.listeners[ev.token]; pl != nil {
 			polled = l.acceptFrom(pl, polled)
 		}
 	}
@@ -285,7 +296,7 @@ func (l *loop) listen(ln net.Listener, errc chan<- error) {
 		return
 	}
 	pl := &polledListener{ln: ln, raw: raw, token: l.newToken(), errc: errc}
-	if err := l.poller.add(raw, pl.token); err != nil {
+	if err := l.poller.add(raw, pl.token, pollIn); err != nil {
 		go l.srv.acceptFrom(ln, errc)
 		return
 	}
@@ -297,7 +308,7 @@ func (l *loop) listen(ln net.Listener, errc chan<- error) {
 // before one that another client sent after it (the new socket will be
 // reported by the poller only from the next turn). Readable connections
 // go on polled.
-func (l *loop) acceptFrom(pl *polledListener, polled []*conn) []*conn {
+func (l *loop) acceptFrom(pl *polledListener, polled []polledConn) []polledConn {
 	for range maxAcceptsPerTurn {
 		nc, err := acceptOne(pl.raw)
 		switch {
@@ -315,7 +326,7 @@ func (l *loop) acceptFrom(pl *polledListener, polled []*conn) []*conn {
 		if c := l.srv.register(nc); c != nil {
 			l.add(c)
 			if c.token != 0 {
-				polled = append(polled, c)
+				polled = append(polled, polledConn{c, pollFresh})
 			}
 		}
 	}
@@ -348,33 +359,146 @@ func (l *loop) handle(ev event) {
 		if !c.inputDone {
 			l.endInput(c)
 		}
+		l.endWrites(c)
 	case evFunc:
 		ev.fn()
 	}
 }
 
-// add starts serving a new connection: the poller reads it if it can,
-// else a goroutine of its own.
+// add starts serving a new connection: the poller watches its socket if
+// it can, and the loop reads and writes it; else a goroutine of its own
+// reads it (an in-memory connection's writes come as events), and another
+// writes what the loop's attempts leave.
 func (l *loop) add(c *conn) {
 	c.added = true
-	if c.isKilled() {
+	switch m, mem := c.nc.(*memServerEnd); {
+	case c.isKilled():
 		l.endInput(c)
-		return
-	}
-	if m, ok := c.nc.(*memServerEnd); ok {
+	case mem:
 		c.src = m.client // its input comes as events
+	case l.poll(c):
+		return
+	default:
+		c.src = startFallbackReader(c)
+	}
+	l.srv.startWriter(c)
+}
+
+// poll has the poller watch c's socket, if there is a poller, and reports
+// whether it does: then the loop reads and writes c.
+func (l *loop) poll(c *conn) bool {
+	if c.raw == nil || !l.startPoller() {
+		return false
+	}
+	c.token = l.newToken()
+	if err := l.poller.add(c.raw, c.token, pollIn); err != nil {
+		c.token = 0
+		return false
+	}
+	c.interest = pollIn
+	c.src = fdSource{c.raw}
+	l.byToken[c.token] = c
+	c.loopWrites.Store(true)
+	l.queueFlush(c) // what was queued for it before
+	return true
+}
+
+// watch sets what the poller watches c's socket for: input while it is
+// read (its hang-up only while c is parked: the input waits in it), and
+// room while output waits. A socket watched for nothing leaves the poller.
+func (l *loop) watch(c *conn) {
+	if c.token == 0 {
 		return
 	}
-	if c.raw != nil && l.startPoller() {
-		c.token = l.newToken()
-		if err := l.poller.add(c.raw, c.token); err == nil {
-			c.src = fdSource{c.raw}
-			l.byToken[c.token] = c
+	var events uint32
+	switch {
+	case c.inputDone:
+	case c.parked:
+		events = pollHangUp
+	default:
+		events = pollIn
+	}
+	if c.outWatched {
+		events |= pollOut
+	}
+	if events == c.interest && !c.isKilled() {
+		return
+	}
+	var err error
+	switch {
+	case c.isKilled():
+		events = 0 // its closed socket left the poller by itself
+	case events == 0:
+		err = l.poller.remove(c.raw)
+	case c.interest == 0:
+		err = l.poller.add(c.raw, c.token, events)
+		l.byToken[c.token] = c
+	default:
+		err = l.poller.modify(c.raw, c.token, events)
+	}
+	if err != nil {
+		events = 0
+	}
+	c.interest = events
+	if events == 0 {
+		delete(l.byToken, c.token)
+	}
+}
+
+// write writes c's queued output, as much as its socket takes now. For a
+// connection the loop writes, what is left waits for the poller to report
+// room; once everything is written, a closing connection ends. Other
+// connections' writer goroutines take what is left.
+func (l *loop) write(c *conn) {
+	if !c.loopWrites.Load() {
+		c.flushNow()
+		return
+	}
+	if c.writesDone {
+		return
+	}
+	c.writeMu.Lock()
+	left, err := c.writeAllLocked(true) // mu is only ever held briefly
+	c.writeMu.Unlock()
+	if err != nil {
+		c.kill() // its event ends the writes
+		return
+	}
+	if !left {
+		c.mu.Lock()
+		finished := c.closing && c.out.pending() == 0
+		c.mu.Unlock()
+		if finished {
+			c.kill()
 			return
 		}
-		c.token = 0
 	}
-	c.src = startFallbackReader(c)
+	if c.outWatched != left {
+		c.outWatched = left
+		if left {
+			l.watchingOut++
+			l.cronSoon()
+		} else {
+			l.watchingOut--
+		}
+		l.watch(c)
+	}
+}
+
+// endWrites ends the writes of a connection the loop writes, once it was
+// killed: what its writer goroutine's end does for the others.
+func (l *loop) endWrites(c *conn) {
+	if !c.loopWrites.Load() || c.writesDone {
+		return
+	}
+	c.writesDone = true
+	if c.outWatched {
+		c.outWatched = false
+		l.watchingOut--
+	}
+	l.watch(c)
+	l.srv.wg.Done()
+	c.exited()
 }
 
 // startPoller makes the poller on first use, and reports whether there
@@ -413,16 +537,15 @@ func (l *loop) newToken() int32 {
 
 // serve reads c once if it is a polled socket, then runs the commands
 // that completed, unless c waits for a command to end.
-func (l *loop) serve(c *conn, polled bool) {
+func (l *loop) serve(c *conn, hangUp bool) {
 	if c.inputDone {
 		return
 	}
-	if c.parked && polled && c.parkedTurn < l.turn {
+	if c.parked && hangUp {
 		// A parked socket is polled for its hang-up only (level-triggered,
 		// it would otherwise be reported every turn for the input that
-		// waits in it), so its being reported by a poll made after it was
-		// parked (not by this turn's, made before) is the hang-up: the client
-		// is let go, as Redis frees a blocked client whose input ended.
+		// waits in it): the client is let go, as Redis frees a blocked
+		// client whose input ended.
 		l.drain(c)
 		c.kill()
 		l.endInput(c)
@@ -627,13 +750,7 @@ func (l *loop) endInput(c *conn) {
 		return
 	}
 	c.inputDone = true
-	if c.token != 0 {
-		delete(l.byToken, c.token)
-		if !c.isKilled() { // a closed socket has left the poller by itself
-			_ = l.poller.remove(c.raw)
-		}
-		c.token = 0
-	}
+	l.watch(c)
 	c.dec.Discard()
 	c.queryBuffered.Store(0)
 	c.readBufferHeld.Store(0)
@@ -655,10 +772,7 @@ func (l *loop) endInput(c *conn) {
 // c's socket is watched only for its hang-up.
 func (l *loop) park(c *conn, wait func() bool, then func()) {
 	c.parked = true
-	c.parkedTurn = l.turn
-	if c.token != 0 {
-		_ = l.poller.watchHangUp(c.raw, c.token)
-	}
+	l.watch(c)
 	l.srv.wg.Go(func() {
 		ok := wait()
 		l.do(func() {
@@ -666,9 +780,7 @@ func (l *loop) park(c *conn, wait func() bool, then func()) {
 				return
 			}
 			c.parked = false
-			if c.token != 0 {
-				_ = l.poller.watchInput(c.raw, c.token)
-			}
+			l.watch(c)
 			if ok {
 				then()
 			}
@@ -682,9 +794,13 @@ func (l *loop) park(c *conn, wait func() bool, then func()) {
 // idle when nothing has been read from it or written to it for the
 // timeout, in the middle of a command or not; subscribed and blocked
 // clients never are.
+//
+// It also checks the output limits of the clients whose output waits for
+// room, so that one that stopped reading is disconnected once its soft
+// limit's period has passed, even when nothing more is queued for it.
 func (l *loop) cron() {
 	timeout := l.srv.limits.Load().idleTimeout
-	if timeout <= 0 {
+	if timeout <= 0 && l.watchingOut == 0 {
 		l.nextCron = time.Time{}
 		return
 	}
@@ -692,9 +808,19 @@ func (l *loop) cron() {
 	if !l.nextCron.IsZero() && now.Before(l.nextCron) {
 		return
 	}
-	l.nextCron = now.Add(min(cronEvery, timeout))
+	l.nextCron = now.Add(cronEvery)
+	if timeout > 0 {
+		l.nextCron = now.Add(min(cronEvery, timeout))
+	}
 	for _, c := range l.srv.connections() {
-		if c.parked || c.inputDone || now.Sub(time.Unix(0, c.lastIO.Load())) < timeout {
+		if c.outWatched {
+			c.mu.Lock()
+			if !c.killed {
+				c.withinLimitsLocked(0) // past a limit, the client is dropped
+			}
+			c.mu.Unlock()
+		}
+		if timeout <= 0 || c.parked || c.inputDone || now.Sub(time.Unix(0, c.lastIO.Load())) < timeout {
 			continue
 		}
 		c.mu.Lock()
@@ -707,6 +833,13 @@ func (l *loop) cron() {
 		c.srv.logger().Debug("pubsub server: idle client timed out", "id", c.id, "addr", c.nc.RemoteAddr())
 		c.kill()
 		l.endInput(c)
+	}
+}
+
+// cronSoon makes sure cron runs within cronEvery.
+func (l *loop) cronSoon() {
+	if l.nextCron.IsZero() {
+		l.nextCron = time.Now().Add(cronEvery)
 	}
 }
 

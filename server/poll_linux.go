@@ -25,7 +25,7 @@ type poller struct {
 	epfd   int
 	wakefd int
 	events []syscall.EpollEvent
-	tokens []int32
+	ready  []readyEvent
 }
 
 // wakeToken marks the eventfd's events; connections' tokens are > 0.
@@ -63,32 +63,60 @@ func (p *poller) ctl(raw syscall.RawConn, op int, events uint32, token int32) er
 	return err
 }
 
-// add watches a socket for input.
-func (p *poller) add(raw syscall.RawConn, token int32) error {
-	return p.ctl(raw, syscall.EPOLL_CTL_ADD, syscall.EPOLLIN|syscall.EPOLLRDHUP, token)
+// What a socket is watched for: input (a parked client's socket for its
+// hang-up only, as its input waits in it), and room to write while its
+// output waits.
+const (
+	pollIn     = syscall.EPOLLIN | syscall.EPOLLRDHUP
+	pollHangUp = syscall.EPOLLRDHUP
+	pollOut    = syscall.EPOLLOUT
+)
+
+// pollFresh is what a socket accepted this turn counts as: readable.
+const pollFresh = syscall.EPOLLIN
+
+// readable reports whether events call for a read: input, the peer's
+// hang-up, or a failure (the read then says how).
+func readable(events uint32) bool {
+	return events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 }
 
-// watchInput watches a socket for input again, after watchHangUp.
-func (p *poller) watchInput(raw syscall.RawConn, token int32) error {
-	return p.ctl(raw, syscall.EPOLL_CTL_MOD, syscall.EPOLLIN|syscall.EPOLLRDHUP, token)
+// hungUp reports whether events say the peer hung up, or the socket
+// failed.
+func hungUp(events uint32) bool {
+	return events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 }
 
-// watchHangUp watches a socket for its peer's hang-up only: the input of
-// a parked client waits in the socket, and would otherwise be reported
-// every turn.
-func (p *poller) watchHangUp(raw syscall.RawConn, token int32) error {
-	return p.ctl(raw, syscall.EPOLL_CTL_MOD, syscall.EPOLLRDHUP, token)
+// writable reports whether events say the socket takes output, or failed
+// (a write then says how).
+func writable(events uint32) bool {
+	return events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+}
+
+// add watches a socket for events.
+func (p *poller) add(raw syscall.RawConn, token int32, events uint32) error {
+	return p.ctl(raw, syscall.EPOLL_CTL_ADD, events, token)
+}
+
+// modify changes what a watched socket is watched for.
+func (p *poller) modify(raw syscall.RawConn, token int32, events uint32) error {
+	return p.ctl(raw, syscall.EPOLL_CTL_MOD, events, token)
 }
 
 func (p *poller) remove(raw syscall.RawConn) error {
 	return p.ctl(raw, syscall.EPOLL_CTL_DEL, 0, 0)
 }
 
+// readyEvent is a socket the poller reported, and what it reported.
+type readyEvent struct {
+	token  int32
+	events uint32
+}
+
 // wait waits up to timeout (negative: with no end) for sockets to be
-// ready, or for a wake, and returns the tokens of the ready sockets in
-// the order the kernel reported them. The slice is reused by the next
-// call.
-func (p *poller) wait(timeout time.Duration) []int32 {
+// ready, or for a wake, and returns the ready sockets in the order the
+// kernel reported them. The slice is reused by the next call.
+func (p *poller) wait(timeout time.Duration) []readyEvent {
 	ms := -1
 	if timeout >= 0 {
 		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
@@ -97,19 +125,19 @@ func (p *poller) wait(timeout time.Duration) []int32 {
 	if err != nil { // EINTR: the loop comes back
 		return nil
 	}
-	p.tokens = p.tokens[:0]
+	p.ready = p.ready[:0]
 	for _, ev := range p.events[:n] {
 		if ev.Fd == wakeToken {
 			var buf [8]byte
 			_, _ = syscall.Read(p.wakefd, buf[:])
 			continue
 		}
-		p.tokens = append(p.tokens, ev.Fd)
+		p.ready = append(p.ready, readyEvent{ev.Fd, ev.Events})
 	}
 	if n == len(p.events) && n < 1<<16 {
 		p.events = make([]syscall.EpollEvent, 2*n)
 	}
-	return p.tokens
+	return p.ready
 }
 
 // wake makes a wait return; safe for concurrent use.

@@ -16,14 +16,30 @@ type poller struct{}
 
 var errNoPoller = errors.New("server: no poller on this platform")
 
-func newPoller() (*poller, error)                        { return nil, errNoPoller }
-func (*poller) add(syscall.RawConn, int32) error         { return errNoPoller }
-func (*poller) watchInput(syscall.RawConn, int32) error  { return errNoPoller }
-func (*poller) watchHangUp(syscall.RawConn, int32) error { return errNoPoller }
-func (*poller) remove(syscall.RawConn) error             { return errNoPoller }
-func (*poller) wait(time.Duration) []int32               { return nil }
-func (*poller) wake()                                    {}
-func (*poller) close()                                   {}
+const (
+	pollIn     = 1
+	pollHangUp = 2
+	pollOut    = 4
+)
+
+type readyEvent struct {
+	token  int32
+	events uint32
+}
+
+const pollFresh = pollIn
+
+func readable(uint32) bool { return false }
+func hungUp(uint32) bool   { return false }
+func writable(uint32) bool { return false }
+
+func newPoller() (*poller, error)                           { return nil, errNoPoller }
+func (*poller) add(syscall.RawConn, int32, uint32) error    { return errNoPoller }
+func (*poller) modify(syscall.RawConn, int32, uint32) error { return errNoPoller }
+func (*poller) remove(syscall.RawConn) error                { return errNoPoller }
+func (*poller) wait(time.Duration) []readyEvent             { return nil }
+func (*poller) wake()                                       {}
+func (*poller) close()                                      {}
 
 var errNoPending = errors.New("server: no connection waiting")
 

@@ -313,13 +313,18 @@ func (s *Server) register(nc net.Conn) *conn {
 	}
 	c := newConn(s, nc)
 	s.conns[c.id] = c
-	s.wg.Add(2) // the writer, and the loop's hold on the input
+	s.wg.Add(2) // the writes (the loop's or a writer's), and the loop's hold on the input
+	return c
+}
+
+// startWriter starts the goroutine that writes what the loop's attempts
+// leave, for a connection the loop does not poll.
+func (s *Server) startWriter(c *conn) {
 	go func() {
 		defer s.wg.Done()
 		defer c.exited()
 		c.writeLoop()
 	}()
-	return c
 }
 
 // resetStats starts INFO's figures again from 0, as CONFIG RESETSTAT.

@@ -1,0 +1,192 @@
+// Command fairness measures how long one client waits while another
+// floods the server: -subs subscriber connections read channel "burst",
+// one publisher pipelines -n PUBLISH commands to it in one write, and
+// meanwhile a third connection sends PING after PING, one at a time,
+// timing each round trip until the publisher has all its replies.
+//
+// Usage:
+//
+//	fairness [-subs 50] [-n 100000] [-runs 3] name=host:port [name=host:port ...]
+//
+// Given several servers it measures them in turn, alternating, and
+// prints each run (PINGs answered during the burst, their p50, p99 and
+// worst round trip, and the burst's duration) and the medians.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+func main() {
+	subs := flag.Int("subs", 50, "subscriber connections")
+	n := flag.Int("n", 100000, "PUBLISH commands in the burst")
+	runs := flag.Int("runs", 3, "runs per server, alternating")
+	flag.Parse()
+	if flag.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "fairness: no server given: name=host:port")
+		os.Exit(2)
+	}
+	type target struct{ name, addr string }
+	var targets []target
+	for _, a := range flag.Args() {
+		name, addr, ok := strings.Cut(a, "=")
+		if !ok {
+			name, addr = a, a
+		}
+		targets = append(targets, target{name, addr})
+	}
+	results := make([][]result, len(targets))
+	for r := range *runs {
+		for i, t := range targets {
+			res, err := measure(t.addr, *subs, *n)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "fairness: %s: %v\n", t.name, err)
+				os.Exit(1)
+			}
+			results[i] = append(results[i], res)
+			fmt.Printf("run %d %-10s %s\n", r+1, t.name, res)
+		}
+	}
+	fmt.Printf("medians (subs=%d n=%d):\n", *subs, *n)
+	for i, t := range targets {
+		fmt.Printf("  %-10s %s\n", t.name, median(results[i]))
+	}
+}
+
+type result struct {
+	pings           int
+	p50, p99, worst time.Duration
+	burst           time.Duration
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("pings %6d  p50 %9v  p99 %9v  worst %9v  burst %9v", r.pings, r.p50, r.p99, r.worst, r.burst.Round(time.Millisecond))
+}
+
+// median takes each figure's median over the runs.
+func median(rs []result) result {
+	pick := func(f func(result) time.Duration) time.Duration {
+		v := make([]time.Duration, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	pings := make([]int, len(rs))
+	for i, r := range rs {
+		pings[i] = r.pings
+	}
+	slices.Sort(pings)
+	return result{
+		pings: pings[len(pings)/2],
+		p50:   pick(func(r result) time.Duration { return r.p50 }),
+		p99:   pick(func(r result) time.Duration { return r.p99 }),
+		worst: pick(func(r result) time.Duration { return r.worst }),
+		burst: pick(func(r result) time.Duration { return r.burst }),
+	}
+}
+
+func dial(addr string) (net.Conn, *bufio.Reader, error) {
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nc, bufio.NewReaderSize(nc, 64<<10), nil
+}
+
+// readLines reads n lines that begin a RESP value (every reply here is
+// one line, or an array of bulk strings whose lines are counted too).
+func readLines(r *bufio.Reader, n int) error {
+	for range n {
+		if _, err := r.ReadSlice('\n'); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return err
+		}
+	}
+	return nil
+}
+
+func measure(addr string, subs, n int) (result, error) {
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range subs {
+		nc, r, err := dial(addr)
+		if err != nil {
+			return result{}, err
+		}
+		conns = append(conns, nc)
+		if _, err := io.WriteString(nc, "*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nburst\r\n"); err != nil {
+			return result{}, err
+		}
+		if err := readLines(r, 6); err != nil { // *3, $9, subscribe, $5, burst, :1
+			return result{}, err
+		}
+		go func() { _, _ = io.Copy(io.Discard, r) }() // until the connection is closed
+	}
+	pub, pubR, err := dial(addr)
+	if err != nil {
+		return result{}, err
+	}
+	conns = append(conns, pub)
+	pinger, pingR, err := dial(addr)
+	if err != nil {
+		return result{}, err
+	}
+	conns = append(conns, pinger)
+
+	cmd := "*3\r\n$7\r\nPUBLISH\r\n$5\r\nburst\r\n$5\r\nhello\r\n"
+	burst := []byte(strings.Repeat(cmd, n))
+	replied := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := pub.Write(burst)
+		if err == nil {
+			err = readLines(pubR, n)
+		}
+		replied <- err
+	}()
+	var rtts []time.Duration
+	ping := []byte("*1\r\n$4\r\nPING\r\n")
+	for {
+		select {
+		case err := <-replied:
+			if err != nil {
+				return result{}, err
+			}
+			elapsed := time.Since(start)
+			if len(rtts) == 0 {
+				return result{}, fmt.Errorf("no PING was answered during the burst")
+			}
+			slices.Sort(rtts)
+			return result{
+				pings: len(rtts),
+				p50:   rtts[len(rtts)/2],
+				p99:   rtts[len(rtts)*99/100],
+				worst: rtts[len(rtts)-1],
+				burst: elapsed,
+			}, nil
+		default:
+		}
+		t := time.Now()
+		if _, err := pinger.Write(ping); err != nil {
+			return result{}, err
+		}
+		if err := readLines(pingR, 1); err != nil {
+			return result{}, err
+		}
+		rtts = append(rtts, time.Since(t))
+	}
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Measures pubsubd beside redis-server, each pinned to core 0 with the
+# load generator on core 1, and prints the tables of docs/performance.md.
+#
+#   bash bench/servers.sh [table|redis-benchmark|fairness|conns|all] [runs]
+#
+# Needs redis-server, redis-benchmark, redis-cli and taskset (util-linux),
+# and two cores. Everything listens on loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+runs=${2:-3}
+redis_port=7101
+pubsubd_port=7102
+bin=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$bin"
+}
+trap cleanup EXIT
+ulimit -n 65536 # 10,000 connections on each side
+
+go build -o "$bin/pubsubd" ./cmd/pubsubd
+go build -o "$bin/pubsub-benchmark" ./cmd/pubsub-benchmark
+go build -o "$bin/fairness" ./bench/fairness
+go build -o "$bin/conns" ./bench/conns
+
+taskset -c 0 redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no \
+  --client-output-buffer-limit 'pubsub 0 0 0' >/dev/null &
+pids+=($!)
+taskset -c 0 "$bin/pubsubd" -port $pubsubd_port -client-output-buffer-limit-pubsub "0 0 0" \
+  2>/dev/null &
+pids+=($!)
+for port in $redis_port $pubsubd_port; do
+  for _ in $(seq 100); do
+    redis-cli -p $port ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+targets="pubsubd=127.0.0.1:$pubsubd_port redis=127.0.0.1:$redis_port"
+
+# cell prints "ours / theirs = ratio" from pubsub-benchmark's medians for one
+# cell of the table, and the generator's CPU where it neared its core.
+cell() {
+  local subs=$1 pubs=$2 pipeline=$3 n
+  if [ "$subs" = 0 ]; then
+    n=$((200000 / pubs))
+    if [ "$pipeline" = 1 ]; then n=$((n / 4)); fi
+  else
+    n=$((200000 / (subs * pubs)))
+    if [ $n -lt 200 ]; then n=200; fi
+  fi
+  taskset -c 1 "$bin/pubsub-benchmark" -subs "$subs" -pubs "$pubs" -pipeline "$pipeline" \
+    -n "$n" -runs "$runs" $targets | awk -v s="$subs" '
+      /^  pubsubd/ { for (i = 1; i <= NF; i++) if ($i == (s == 0 ? "pub/s" : "deliv/s")) { ours = $(i+1); break } }
+      /^  redis/   { for (i = 1; i <= NF; i++) if ($i == (s == 0 ? "pub/s" : "deliv/s")) { theirs = $(i+1); break } }
+      /gen-cpu/ { for (i = 1; i <= NF; i++) if ($i == "gen-cpu" && $(i+1) > cpu) cpu = $(i+1) }
+      /lost [1-9]|disorder [1-9]/ { bad = 1 }
+      END {
+        printf "%.0f / %.0f = %.2fx%s%s", ours, theirs, ours / theirs, (cpu >= 0.9 ? " (gen " cpu ")" : ""), (bad ? " LOSS" : "")
+      }'
+}
+
+if [ "$what" = table ] || [ "$what" = all ]; then
+  echo "| S | P | pipeline 1 | pipeline 16 |"
+  echo "| --- | --- | --- | --- |"
+  for subs in 0 1 10 100 1000; do
+    for pubs in 1 4; do
+      echo "| $subs | $pubs | $(cell $subs $pubs 1) | $(cell $subs $pubs 16) |"
+    done
+  done
+fi
+
+if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
+  echo
+  echo "| S | clients | no pipelining | -P 16 |"
+  echo "| --- | --- | --- | --- |"
+  for subs in 0 10 100; do
+    subpids=()
+    for port in $redis_port $pubsubd_port; do
+      for _ in $(seq "$subs"); do
+        taskset -c 1 redis-cli -p $port subscribe bench >/dev/null &
+        subpids+=($!)
+      done
+    done
+    sleep 1
+    for clients in 20 1; do
+      row="| $subs | $clients |"
+      for pipe in 1 16; do
+        declare -A rate=()
+        for port in $pubsubd_port $redis_port; do
+          rate[$port]=$(taskset -c 1 redis-benchmark -p $port -c $clients -n 100000 -P $pipe -q \
+            PUBLISH bench hello | awk '{ for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1)
+        done
+        row="$row $(awk -v a="${rate[$pubsubd_port]}" -v b="${rate[$redis_port]}" 'BEGIN { printf "%.0f / %.0f = %.2fx", a, b, a / b }') |"
+      done
+      echo "$row"
+    done
+    for p in "${subpids[@]}"; do kill "$p" 2>/dev/null || true; done
+  done
+fi
+
+if [ "$what" = fairness ] || [ "$what" = all ]; then
+  echo
+  taskset -c 1 "$bin/fairness" -subs 50 -n 100000 -runs "$runs" $targets
+fi
+
+if [ "$what" = conns ] || [ "$what" = all ]; then
+  echo
+  with_pids="pubsubd=127.0.0.1:$pubsubd_port@${pids[1]} redis=127.0.0.1:$redis_port@${pids[0]}"
+  taskset -c 1 "$bin/conns" -mode idle -n 5000 -runs "$runs" $with_pids
+  taskset -c 1 "$bin/conns" -mode burst -n 10000 -runs "$runs" $with_pids
+fi
