@@ -12,6 +12,7 @@ what=${1:-all}
 runs=${2:-3}
 redis_port=7101
 pubsubd_port=7102
+floor_port=7103
 bin=$(mktemp -d)
 pids=()
 cleanup() {
@@ -20,18 +21,21 @@ cleanup() {
   rm -rf "$bin"
 }
 trap cleanup EXIT
-ulimit -n 65536 # 10,000 connections on each side
+ulimit -n "$(ulimit -Hn)" # 10,000 connections on each side need more than the usual 1,024
 
 go build -o "$bin/pubsubd" ./cmd/pubsubd
 go build -o "$bin/pubsub-benchmark" ./cmd/pubsub-benchmark
 go build -o "$bin/fairness" ./bench/fairness
 go build -o "$bin/conns" ./bench/conns
+go build -o "$bin/floor" ./bench/floor
 
 taskset -c 0 redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no \
   --client-output-buffer-limit 'pubsub 0 0 0' >/dev/null &
 pids+=($!)
 taskset -c 0 "$bin/pubsubd" -port $pubsubd_port -client-output-buffer-limit-pubsub "0 0 0" \
   2>/dev/null &
+pids+=($!)
+taskset -c 0 "$bin/floor" -port $floor_port &
 pids+=($!)
 for port in $redis_port $pubsubd_port; do
   for _ in $(seq 100); do
@@ -41,8 +45,10 @@ for port in $redis_port $pubsubd_port; do
 done
 targets="pubsubd=127.0.0.1:$pubsubd_port redis=127.0.0.1:$redis_port"
 
-# cell prints "ours / theirs = ratio" from pubsub-benchmark's medians for one
-# cell of the table, and the generator's CPU where it neared its core.
+# cell prints "ours / redis-server's = ratio" from pubsub-benchmark's
+# medians for one cell of the table, then pubsubd's ratio to the floor
+# (bench/floor, a minimal epoll loop in Go) and the generator's CPU where
+# it neared its core.
 cell() {
   local subs=$1 pubs=$2 pipeline=$3 n
   if [ "$subs" = 0 ]; then
@@ -53,13 +59,15 @@ cell() {
     if [ $n -lt 200 ]; then n=200; fi
   fi
   taskset -c 1 "$bin/pubsub-benchmark" -subs "$subs" -pubs "$pubs" -pipeline "$pipeline" \
-    -n "$n" -runs "$runs" $targets | awk -v s="$subs" '
-      /^  pubsubd/ { for (i = 1; i <= NF; i++) if ($i == (s == 0 ? "pub/s" : "deliv/s")) { ours = $(i+1); break } }
-      /^  redis/   { for (i = 1; i <= NF; i++) if ($i == (s == 0 ? "pub/s" : "deliv/s")) { theirs = $(i+1); break } }
+    -n "$n" -runs "$runs" $targets floor=127.0.0.1:$floor_port | awk -v s="$subs" '
+      function rate() { for (i = 1; i <= NF; i++) if ($i == (s == 0 ? "pub/s" : "deliv/s")) return $(i+1) }
+      /^  pubsubd/ { ours = rate() }
+      /^  redis/   { theirs = rate() }
+      /^  floor/   { floor = rate() }
       /gen-cpu/ { for (i = 1; i <= NF; i++) if ($i == "gen-cpu" && $(i+1) > cpu) cpu = $(i+1) }
       /lost [1-9]|disorder [1-9]/ { bad = 1 }
       END {
-        printf "%.0f / %.0f = %.2fx%s%s", ours, theirs, ours / theirs, (cpu >= 0.9 ? " (gen " cpu ")" : ""), (bad ? " LOSS" : "")
+        printf "%.0f / %.0f = %.2fx, floor %.2fx%s%s", ours, theirs, ours / theirs, ours / floor, (cpu >= 0.9 ? " (gen " cpu ")" : ""), (bad ? " LOSS" : "")
       }'
 }
 
@@ -86,12 +94,13 @@ if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
       done
     done
     sleep 1
+    requests=$((100000 / (1 + subs / 10))) # S = 100 and one client run at a few hundred a second
     for clients in 20 1; do
       row="| $subs | $clients |"
       for pipe in 1 16; do
         declare -A rate=()
         for port in $pubsubd_port $redis_port; do
-          rate[$port]=$(taskset -c 1 redis-benchmark -p $port -c $clients -n 100000 -P $pipe -q \
+          rate[$port]=$(taskset -c 1 redis-benchmark -p $port -c $clients -n $requests -P $pipe -q \
             PUBLISH bench hello | awk '{ for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1)
         done
         row="$row $(awk -v a="${rate[$pubsubd_port]}" -v b="${rate[$redis_port]}" 'BEGIN { printf "%.0f / %.0f = %.2fx", a, b, a / b }') |"
