@@ -142,6 +142,11 @@ type conn struct {
 	written int             // bytes of writing[0] already written
 	iov     net.Buffers     // reused to write writing with one writev
 	raw     syscall.RawConn // nc's, for writes that never block; nil if it has none
+	// writeFD is writeOnceLocked's function for raw.Write, made once;
+	// wrote and writeErr carry its result.
+	writeFD  func(fd uintptr) bool
+	wrote    int
+	writeErr error
 }
 
 type replyMode uint8

@@ -396,7 +396,7 @@ func (l *loop) poll(c *conn) bool {
 		return false
 	}
 	c.interest = pollIn
-	c.src = fdSource{c.raw}
+	c.src = newFDSource(c.raw)
 	l.byToken[c.token] = c
 	c.loopWrites.Store(true)
 	l.queueFlush(c) // what was queued for it before

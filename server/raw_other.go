@@ -14,10 +14,12 @@ func rawConn(any) syscall.RawConn { return nil }
 func (c *conn) writeOnceLocked() error { return nil }
 
 // fdSource is never used without a poller.
-type fdSource struct{ raw syscall.RawConn }
+type fdSource struct{}
 
-func (fdSource) read([]byte) (int, error) { panic("unreachable: no poller") }
-func (fdSource) took(int)                 {}
+func newFDSource(syscall.RawConn) *fdSource { return &fdSource{} }
+
+func (*fdSource) read([]byte) (int, error) { panic("unreachable: no poller") }
+func (*fdSource) took(int)                 {}
 
 // lazyRead is never called: without unix there is no raw connection.
 func lazyRead(syscall.RawConn, *sync.Pool) (*[outChunk]byte, int, error) {

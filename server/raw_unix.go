@@ -32,67 +32,93 @@ func (c *conn) writeOnceLocked() error {
 	if len(c.writing) == 0 {
 		return nil
 	}
-	n := 0
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for _, b := range c.iovLocked() {
-			k, err := syscall.Write(int(fd), b)
-			if k > 0 {
-				n += k
-			}
-			if err != nil {
-				if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR) {
-					werr = err
-				}
-				break
-			}
-			if k < len(b) {
-				break
-			}
-		}
-		return true
-	})
-	c.wroteLocked(n)
+	if c.writeFD == nil { // made once: a closure made per call would be an allocation per write
+		c.writeFD = c.writeToFD
+	}
+	c.wrote, c.writeErr = 0, nil
+	err := c.raw.Write(c.writeFD)
+	c.wroteLocked(c.wrote)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil // the writer's deadline: what is left is the writer's
 	}
 	if err != nil {
 		return err
 	}
-	return werr
+	return c.writeErr
+}
+
+// writeToFD is writeOnceLocked's function for RawConn.Write: it writes
+// the buffers in turn until one is taken in part, and never waits.
+func (c *conn) writeToFD(fd uintptr) bool {
+	for _, b := range c.iovLocked() {
+		k, err := syscall.Write(int(fd), b)
+		if k > 0 {
+			c.wrote += k
+		}
+		if err != nil {
+			if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR) {
+				c.writeErr = err
+			}
+			break
+		}
+		if k < len(b) {
+			break
+		}
+	}
+	return true
 }
 
 // fdSource reads a socket the poller watches, on the loop: one read
 // that never waits (the runtime keeps sockets non-blocking), through the
-// runtime's reference on the descriptor (see poller).
-type fdSource struct{ raw syscall.RawConn }
+// runtime's reference on the descriptor (see poller). Its fields carry
+// the read through RawConn.Read's function, made once.
+type fdSource struct {
+	raw    syscall.RawConn
+	readFD func(fd uintptr) bool
+	p      []byte
+	n      int
+	err    error
+}
 
-func (s fdSource) read(p []byte) (n int, err error) {
-	cerr := s.raw.Read(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Read(int(fd), p)
-			if err != syscall.EINTR {
-				break
-			}
-		}
-		switch {
-		case err == syscall.EAGAIN:
-			n, err = 0, nil
-		case err != nil:
-			n, err = 0, os.NewSyscallError("read", err)
-		case n == 0 && len(p) > 0:
-			err = io.EOF
-		}
-		return true // never wait
-	})
+func newFDSource(raw syscall.RawConn) *fdSource {
+	s := &fdSource{raw: raw}
+	s.readFD = s.readFrom
+	return s
+}
+
+func (s *fdSource) read(p []byte) (int, error) {
+	s.p, s.n, s.err = p, 0, nil
+	cerr := s.raw.Read(s.readFD)
+	s.p = nil
 	if cerr != nil {
 		return 0, cerr // closed
 	}
-	return n, err
+	return s.n, s.err
+}
+
+func (s *fdSource) readFrom(fd uintptr) bool {
+	var n int
+	var err error
+	for {
+		n, err = syscall.Read(int(fd), s.p)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == syscall.EAGAIN:
+		n, err = 0, nil
+	case err != nil:
+		n, err = 0, os.NewSyscallError("read", err)
+	case n == 0 && len(s.p) > 0:
+		err = io.EOF
+	}
+	s.n, s.err = n, err
+	return true // never wait
 }
 
 // took is for sources that post their input.
-func (fdSource) took(int) {}
+func (*fdSource) took(int) {}
 
 // lazyRead reads a socket that no poller of ours watches, for a fallback
 // reader: it waits until input has arrived holding no buffer, then reads
