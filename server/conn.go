@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 
 	"net"
@@ -200,8 +201,12 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.lastIO.Store(c.born.UnixNano())
 	c.multiQueued.Store(-1)
 	c.fd = -1
-	if c.raw != nil {
-		_ = c.raw.Control(func(fd uintptr) { c.fd = int(fd) })
+	fdOf := c.raw
+	if tc, ok := nc.(*tls.Conn); ok { // never written raw, but its socket has a number
+		fdOf = rawConn(tc.NetConn())
+	}
+	if fdOf != nil {
+		_ = fdOf.Control(func(fd uintptr) { c.fd = int(fd) })
 	}
 	c.dec = resp.NewDecoder(&s.readBuffers)
 	c.dec.Authenticated = c.authed

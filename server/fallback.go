@@ -1,7 +1,13 @@
 package server
 
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+)
+
 // fallbackReader reads a connection the poller cannot watch (a TLS
-// connection, any connection where there is no poller or Server.NoPoller
+// connection, whose handshake it makes first, any connection where there is no poller or Server.NoPoller
 // is set) on a goroutine of its own, and posts each read to the loop as an
 // event, as an in-memory connection's writes are; it reads again only
 // once the loop has taken the bytes, so a client that sends faster than
@@ -19,6 +25,12 @@ func startFallbackReader(c *conn) *fallbackReader {
 }
 
 func (r *fallbackReader) run() {
+	if tc, ok := r.c.nc.(*tls.Conn); ok {
+		if err := r.handshake(tc); err != nil {
+			r.c.srv.loop.post(event{kind: evInput, c: r.c, err: err})
+			return
+		}
+	}
 	pool := &r.c.srv.chunks
 	for {
 		var buf *[outChunk]byte
@@ -48,6 +60,18 @@ func (r *fallbackReader) run() {
 			return
 		}
 	}
+}
+
+// handshake makes a TLS client's handshake within the Server's
+// TLSHandshakeTimeout: a client that never finishes it, or that speaks
+// plain text, is closed with nothing served.
+func (r *fallbackReader) handshake(tc *tls.Conn) error {
+	ctx, cancel := context.WithTimeout(r.c.ctx, r.c.srv.tlsHandshakeTimeout())
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	return nil
 }
 
 // read is the loop's: the input comes as events, never from here.

@@ -11,6 +11,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,6 +92,13 @@ type Server struct {
 	// a file descriptor, and every connection on platforms without a
 	// poller, are read so whatever it says. The default is false.
 	NoPoller bool
+
+	// TLSHandshakeTimeout is how long a client on a listener given to
+	// ServeTLS has to finish its TLS handshake; then it is closed, with
+	// nothing served. Handshakes run on the connection's own goroutine, so
+	// one that never finishes holds back no other client. The default
+	// (0) is 10 seconds.
+	TLSHandshakeTimeout time.Duration
 
 	nextID  atomic.Int64
 	started time.Time
@@ -253,6 +261,27 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	return <-errc
+}
+
+// ServeTLS serves clients that speak TLS on ln, as Serve does, with
+// config (which needs at least one certificate, or GetCertificate; set
+// ClientAuth and ClientCAs to ask clients for theirs, as Redis's
+// tls-auth-clients does). Each client is read by a goroutine of its own,
+// which makes the handshake within TLSHandshakeTimeout; its commands run
+// in the loop in arrival order, as every other client's.
+func (s *Server) ServeTLS(ln net.Listener, config *tls.Config) error {
+	if config == nil || (len(config.Certificates) == 0 && config.GetCertificate == nil && config.GetConfigForClient == nil) {
+		ln.Close()
+		return fmt.Errorf("%w: ServeTLS needs a tls.Config with a certificate", ErrBadConfig)
+	}
+	return s.Serve(tls.NewListener(ln, config))
+}
+
+func (s *Server) tlsHandshakeTimeout() time.Duration {
+	if s.TLSHandshakeTimeout > 0 {
+		return s.TLSHandshakeTimeout
+	}
+	return 10 * time.Second
 }
 
 // acceptFrom accepts connections on ln until it fails, then sends why on
