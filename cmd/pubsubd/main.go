@@ -24,6 +24,19 @@
 //	                       most bytes one command may take (default 1gb)
 //	-shutdown-timeout d    how long SIGINT or SIGTERM waits for clients to
 //	                       receive what is queued for them (default 5s)
+//	-tls-port n            TCP port for clients speaking TLS (default 0: none);
+//	                       -port 0 beside it turns the plain port off, as in
+//	                       Redis (alone, -port 0 takes any free port)
+//	-tls-cert-file f, -tls-key-file f
+//	                       the server's certificate and key (PEM)
+//	-tls-ca-cert-file f, -tls-ca-cert-dir d
+//	                       the CAs that sign clients' certificates (PEM)
+//	-tls-auth-clients yes|no|optional
+//	                       whether clients must show a certificate (default yes)
+//	-tls-protocols "TLSv1.2 TLSv1.3"
+//	                       the TLS versions accepted (default both)
+//	-tls-session-caching yes|no
+//	                       resumable sessions (default yes)
 //	-monitor addr          serve the monitoring endpoints over HTTP on addr,
 //	                       such as 127.0.0.1:8222: /metrics (Prometheus),
 //	                       /varz, /connz and /subsz (JSON); see package
@@ -73,7 +86,13 @@ func run(args []string) error {
 	queryLimit := fs.String("client-query-buffer-limit", "1gb", "most bytes one command may take (0: no limit)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 5*time.Second, "how long a shutdown waits for clients to receive what is queued for them")
 	monitorAddr := fs.String("monitor", "", "serve /metrics, /varz, /connz and /subsz over HTTP on this address, such as 127.0.0.1:8222 (\"\": off)")
+	var tlsFlags tlsSettings
+	tlsFlags.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tlsConfig, err := tlsFlags.config()
+	if err != nil {
 		return err
 	}
 	srv := &server.Server{Password: *password, MaxClients: *maxClients, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
@@ -81,15 +100,32 @@ func run(args []string) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
-	if err != nil {
-		return err
+	var listeners []net.Listener
+	closeAll := func() {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+	}
+	// As Redis, -port 0 beside a TLS port turns the plain port off; alone,
+	// it asks for any free port (tests read the address from the log).
+	plainOff := *port == 0 && tlsFlags.port != 0
+	for i, p := range []int{*port, tlsFlags.port} {
+		if (i == 0 && plainOff) || (i == 1 && p == 0) {
+			listeners = append(listeners, nil)
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(p)))
+		if err != nil {
+			closeAll()
+			return err
+		}
+		listeners = append(listeners, ln)
 	}
 	var mon *http.Server
 	if *monitorAddr != "" {
 		monLn, err := net.Listen("tcp", *monitorAddr)
 		if err != nil {
-			ln.Close()
+			closeAll()
 			return fmt.Errorf("monitor: %w", err)
 		}
 		mon = &http.Server{Handler: monitor.Handler(srv), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
@@ -98,15 +134,28 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	srv.Logger.Info("pubsubd ready to accept connections", "addr", ln.Addr().String())
+	served := make(chan error, 2)
+	serving := 0
+	if ln := listeners[0]; ln != nil {
+		serving++
+		go func() { served <- srv.Serve(ln) }()
+		srv.Logger.Info("pubsubd ready to accept connections", "addr", ln.Addr().String())
+	}
+	if ln := listeners[1]; ln != nil {
+		serving++
+		go func() { served <- srv.ServeTLS(ln, tlsConfig) }()
+		srv.Logger.Info("pubsubd ready to accept TLS connections", "addr", ln.Addr().String())
+	}
 	if mon != nil {
 		defer mon.Close()
 	}
 
 	select {
 	case err := <-served:
+		_ = srv.Close()
+		for range serving - 1 {
+			<-served
+		}
 		return err
 	case <-ctx.Done():
 	}
@@ -116,8 +165,10 @@ func run(args []string) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
-		return err
+	for range serving {
+		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+			return err
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/gopherpubsub/pubsub/internal/redistest"
 	"github.com/gopherpubsub/pubsub/internal/resp"
+	"github.com/gopherpubsub/pubsub/internal/tlstest"
 	"github.com/gopherpubsub/pubsub/server"
 )
 
@@ -153,5 +155,94 @@ func TestMonitorServesTheEndpoints(t *testing.T) {
 		assert.NoError(t, err, "log:\n%s", log.String())
 	case <-time.After(10 * time.Second):
 		t.Fatalf("pubsubd did not exit within 10 s of SIGTERM; log:\n%s", log.String())
+	}
+}
+
+// TestTLSPortServesRedisCli: with -port 0 and a TLS port, pubsubd serves
+// redis-cli --tls with the test CA's certificates, a subscriber over TLS
+// receives what redis-cli publishes, and a plain-text client on the TLS
+// port is served nothing.
+func TestTLSPortServesRedisCli(t *testing.T) {
+	cli, err := exec.LookPath("redis-cli")
+	need(t, err == nil, "redis-cli (Debian's redis-tools) is not installed")
+	ca := tlstest.NewCA(t)
+	srvCert, cliCert := ca.Server(), ca.Client()
+	bin := filepath.Join(t.TempDir(), "pubsubd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run(), "building pubsubd")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+
+	var log redistest.Output
+	srv := exec.Command(bin, "-port", "0", "-tls-port", port, "-tls-cert-file", srvCert.CertFile,
+		"-tls-key-file", srvCert.KeyFile, "-tls-ca-cert-file", ca.CertFile)
+	srv.Stdout, srv.Stderr = &log, &log
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", port)
+	redisCli := func(args ...string) string {
+		t.Helper()
+		full := append([]string{"--tls", "--cacert", ca.CertFile, "--cert", cliCert.CertFile, "--key", cliCert.KeyFile, "-p", port}, args...)
+		out, err := exec.Command(cli, full...).CombinedOutput()
+		require.NoError(t, err, "redis-cli %v: %s", args, out)
+		return strings.TrimSpace(string(out))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc, err := net.Dial("tcp", addr)
+		if err == nil {
+			nc.Close()
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "pubsubd not listening: %v; log:\n%s", err, log.String())
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.Equal(t, "PONG", redisCli("PING"))
+
+	sub, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{cliCert.TLS}, ServerName: "localhost"})
+	require.NoError(t, err)
+	defer sub.Close()
+	_ = sub.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = sub.Write(resp.AppendCommand(nil, "SUBSCRIBE", "news"))
+	require.NoError(t, err)
+	r := resp.NewReader(sub)
+	_, err = r.ReadValue() // the confirmation
+	require.NoError(t, err)
+	assert.Equal(t, "1", redisCli("PUBLISH", "news", "over tls"))
+	m, err := r.ReadValue()
+	require.NoError(t, err)
+	assert.Equal(t, "over tls", m.Elems[2].Str)
+
+	plain, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer plain.Close()
+	_, err = plain.Write(resp.AppendCommand(nil, "PING"))
+	require.NoError(t, err)
+	_ = plain.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(plain)
+	require.NoError(t, err, "closed by the server")
+	assert.NotContains(t, string(got), "PONG")
+}
+
+// TestTLSFlagsAreChecked: a TLS port without a certificate, or asking for
+// clients' certificates without a CA, stops the start with a clear error.
+func TestTLSFlagsAreChecked(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	pair := ca.Server()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-tls-port", "1"}, "-tls-port needs -tls-cert-file and -tls-key-file"},
+		{[]string{"-tls-port", "1", "-tls-cert-file", pair.CertFile, "-tls-key-file", pair.KeyFile}, "either tls-ca-cert-file or tls-ca-cert-dir must be specified"},
+		{[]string{"-tls-port", "1", "-tls-cert-file", pair.CertFile, "-tls-key-file", pair.KeyFile, "-tls-auth-clients", "no", "-tls-protocols", "SSLv3"}, `unknown protocol "SSLv3"`},
+		{[]string{"-tls-port", "1", "-tls-cert-file", pair.KeyFile, "-tls-key-file", pair.KeyFile, "-tls-auth-clients", "no"}, "tls-cert-file, tls-key-file"},
+	} {
+		err := run(tc.args)
+		require.Error(t, err, "%v", tc.args)
+		assert.Contains(t, err.Error(), tc.want, "%v", tc.args)
 	}
 }
