@@ -42,6 +42,7 @@ type redisParam struct {
 	enum        []string
 	min, max    int64
 	alias       string // another name of the same parameter
+	multiArg    bool   // a configuration file may give it several arguments
 }
 
 // storage is the name p's value is kept under, shared with its alias.
@@ -74,6 +75,12 @@ func (s *Server) config() *configState {
 		}
 		// Nothing is ever saved: no save points, whatever Redis's default.
 		cs.values["save"] = ""
+		if s.Config != nil { // what the limits hold was set by init
+			var scratch limits
+			for i, p := range s.Config.params {
+				setParam(&scratch, cs.values, p, s.Config.values[i])
+			}
+		}
 	})
 	return cs
 }
@@ -225,40 +232,45 @@ func (s *Server) applyConfig(params []*redisParam, values []string) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for i, p := range params {
-		v := values[i]
-		switch p.name {
-		case "maxclients":
-			lim.maxClients, _ = strconv.Atoi(v)
-		case "timeout":
-			secs, _ := strconv.ParseInt(v, 10, 64)
-			lim.idleTimeout = time.Duration(secs) * time.Second
-		case "requirepass":
-			lim.password = v
-		case "client-output-buffer-limit":
-			f := strings.Fields(v)
-			for j := 0; j+3 < len(f); j += 4 {
-				hard, _ := memtoull(f[j+1])
-				soft, _ := memtoull(f[j+2])
-				secs, _ := strconv.ParseInt(f[j+3], 10, 64)
-				l := OutputLimit{Hard: clampInt64(hard), Soft: clampInt64(soft), SoftPeriod: time.Duration(secs) * time.Second}
-				switch lower(f[j]) {
-				case "normal":
-					lim.output[classNormal] = l
-				case "slave", "replica":
-					lim.output[classReplica] = l
-				case "pubsub":
-					lim.output[classPubSub] = l
-				}
-			}
-		case "client-query-buffer-limit":
-			lim.maxQueryBuffer, _ = strconv.ParseInt(v, 10, 64)
-		case "proto-max-bulk-len":
-			lim.maxBulkLen, _ = strconv.ParseInt(v, 10, 64)
-		default:
-			cs.values[p.storage()] = v
-		}
+		setParam(&lim, cs.values, p, values[i])
 	}
 	s.limits.Store(&lim)
+}
+
+// setParam sets p to its parsed value v: in lim if the limits hold it,
+// else in values, by storage name.
+func setParam(lim *limits, values map[string]string, p *redisParam, v string) {
+	switch p.name {
+	case "maxclients":
+		lim.maxClients, _ = strconv.Atoi(v)
+	case "timeout":
+		secs, _ := strconv.ParseInt(v, 10, 64)
+		lim.idleTimeout = time.Duration(secs) * time.Second
+	case "requirepass":
+		lim.password = v
+	case "client-output-buffer-limit":
+		f := strings.Fields(v)
+		for j := 0; j+3 < len(f); j += 4 {
+			hard, _ := memtoull(f[j+1])
+			soft, _ := memtoull(f[j+2])
+			secs, _ := strconv.ParseInt(f[j+3], 10, 64)
+			l := OutputLimit{Hard: clampInt64(hard), Soft: clampInt64(soft), SoftPeriod: time.Duration(secs) * time.Second}
+			switch lower(f[j]) {
+			case "normal":
+				lim.output[classNormal] = l
+			case "slave", "replica":
+				lim.output[classReplica] = l
+			case "pubsub":
+				lim.output[classPubSub] = l
+			}
+		}
+	case "client-query-buffer-limit":
+		lim.maxQueryBuffer, _ = strconv.ParseInt(v, 10, 64)
+	case "proto-max-bulk-len":
+		lim.maxBulkLen, _ = strconv.ParseInt(v, 10, 64)
+	default:
+		values[p.storage()] = v
+	}
 }
 
 func clampInt64(u uint64) int64 {

@@ -93,6 +93,16 @@ type Server struct {
 	// poller, are read so whatever it says. The default is false.
 	NoPoller bool
 
+	// Config is a configuration read as redis-server reads its redis.conf
+	// and command line (ReadConfig), applied after the fields above: the
+	// limits it sets (maxclients, timeout, requirepass,
+	// client-output-buffer-limit, client-query-buffer-limit,
+	// proto-max-bulk-len) take effect, the rest is stored and reported by
+	// CONFIG GET. The listening addresses and TLS settings are the
+	// caller's to read from it (Config.Get), as pubsubd does. The default
+	// (nil) is none.
+	Config *Config
+
 	// TLSHandshakeTimeout is how long a client on a listener given to
 	// ServeTLS has to finish its TLS handshake; then it is closed, with
 	// nothing served. Handshakes run on the connection's own goroutine, so
@@ -187,6 +197,12 @@ func (s *Server) resolveLimits() *limits {
 	}
 	if s.NormalOutputLimit != nil {
 		l.output[classNormal] = *s.NormalOutputLimit
+	}
+	if s.Config != nil { // the rest of it is stored at the first CONFIG (config)
+		values := map[string]string{}
+		for i, p := range s.Config.params {
+			setParam(l, values, p, s.Config.values[i])
+		}
 	}
 	return l
 }

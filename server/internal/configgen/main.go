@@ -2,8 +2,10 @@
 // parameters is: its value on a server started with no configuration file,
 // whether CONFIG SET may change it, and what CONFIG SET accepts (a yes/no,
 // one of a list, an integer or a size within bounds, anything), by
-// setting values and reading the errors. It writes the table the server's
-// CONFIG answers from:
+// setting values and reading the errors; and whether a configuration file
+// may give it more than one argument (a line "name a b" refused for its
+// number of arguments or not). It writes the table the server's CONFIG
+// and its configuration files answer from:
 //
 //	go run ./server/internal/configgen -o server/config_params.go
 //
@@ -68,6 +70,9 @@ func main() {
 		findAlias(c, params, &params[i])
 	}
 	for i := range params {
+		params[i].multiArg = takesArgs(dir, params[i].name)
+	}
+	for i := range params {
 		if runtime[params[i].name] {
 			params[i].value = ""
 		}
@@ -89,6 +94,22 @@ type param struct {
 	enum        []string
 	min, max    string // bounds of an int or a memory value, as Redis writes them
 	alias       string // another name of the same parameter
+	multiArg    bool   // a configuration file may give it several arguments
+}
+
+// takesArgs reports whether redis-server reads a configuration file line
+// giving name two arguments as more than a wrong number of arguments.
+func takesArgs(dir, name string) bool {
+	file := dir + "/probe.conf"
+	if err := os.WriteFile(file, []byte(name+" a b\n"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	// port 0 and a wrong value of a later directive: a file that passes
+	// stops the start all the same, and nothing listens meanwhile.
+	out, _ := exec.Command("redis-server", file, "--port", "0", "--maxclients", "none").CombinedOutput()
+	_, reason, _ := strings.Cut(string(out), "'"+name+" a b'\n")
+	reason, _, _ = strings.Cut(reason, "\n")
+	return reason != "wrong number of arguments" && reason != "Bad directive or wrong number of arguments"
 }
 
 // findAlias sets p.alias to the parameter that changes with p, if any.
@@ -220,6 +241,9 @@ func render(version string, params []param) []byte {
 		}
 		if p.alias != "" {
 			fmt.Fprintf(&b, ", alias: %q", p.alias)
+		}
+		if p.multiArg {
+			b.WriteString(", multiArg: true")
 		}
 		b.WriteString("},\n")
 	}
