@@ -110,7 +110,7 @@ var redisParams = []redisParam{
 	{name: "no-appendfsync-on-rewrite", value: "no", kind: paramBool},
 	{name: "notify-keyspace-events", value: "", kind: paramSpecial},
 	{name: "oom-score-adj", value: "no", kind: paramEnum, enum: []string{"no", "yes", "relative", "absolute"}},
-	{name: "oom-score-adj-values", value: "0 200 800", kind: paramSpecial},
+	{name: "oom-score-adj-values", value: "0 200 800", kind: paramSpecial, multiArg: true},
 	{name: "pidfile", value: "", kind: paramImmutable},
 	{name: "port", value: "", kind: paramInt, min: 0, max: 65535},
 	{name: "proc-title-template", value: "{title} {listen-addr} {server-mode}", kind: paramString},

@@ -152,3 +152,24 @@ func TestConfigIncludes(t *testing.T) {
 	assert.Contains(t, err.Error(), "can't open config file")
 	assert.Contains(t, err.Error(), "No such file or directory")
 }
+
+// Debian's /etc/redis/redis.conf, as installed with redis-server, reads
+// as redis-server reads it: CONFIG GET of its directives matches. (Its
+// save lines are commented out, so save is Redis's default there and
+// empty here: this server never saves, and says so unless told.)
+func TestDebianRedisConfAsRedis(t *testing.T) {
+	const file = "/etc/redis/redis.conf"
+	_, err := os.Stat(file)
+	redistest.Need(t, err == nil, file+" is missing (Debian's redis-server installs it)")
+	args := []string{"--daemonize", "no", "--logfile", "", "--pidfile", "", "--supervised", "no", "--unixsocket", ""}
+	theirs := redisServerWithConfig(t, file, args)
+	cfg, err := ReadConfig(file, args)
+	require.NoError(t, err)
+	ours := redistest.Dial(t, start(t, &Server{Config: cfg}))
+	for _, name := range []string{"oom-score-adj-values", "loglevel", "timeout", "tcp-keepalive", "databases",
+		"maxclients", "appendonly", "appendfsync", "client-output-buffer-limit", "hz", "notify-keyspace-events",
+		"protected-mode", "supervised", "tcp-backlog", "lua-time-limit", "slowlog-max-len", "latency-monitor-threshold",
+		"stream-node-max-bytes", "activerehashing", "jemalloc-bg-thread", "daemonize", "logfile", "pidfile"} {
+		assert.Equal(t, theirs.Do("CONFIG", "GET", name), ours.Do("CONFIG", "GET", name), name)
+	}
+}

@@ -4,7 +4,13 @@
 //
 // Usage:
 //
-//	pubsubd [flags]
+//	pubsubd [/path/to/redis.conf] [--directive value ...] [flags]
+//
+// As redis-server, it reads the configuration file first, then the
+// directives of the command line (every directive redis-server 7.0.15
+// knows is accepted, checked as it checks them, and reported by CONFIG
+// GET; a refused one stops the start with redis-server's report), then
+// the flags given, the later setting winning.
 //
 // The flags, each named after the Redis setting it mirrors:
 //
@@ -52,11 +58,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -66,8 +74,12 @@ import (
 
 func main() {
 	err := run(os.Args[1:])
+	var ce *server.ConfigError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ce):
+		fmt.Fprint(os.Stderr, ce.Error()) // redis-server's report, as it prints it
+		os.Exit(1)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "pubsubd:", err)
 		os.Exit(1)
@@ -88,14 +100,39 @@ func run(args []string) error {
 	monitorAddr := fs.String("monitor", "", "serve /metrics, /varz, /connz and /subsz over HTTP on this address, such as 127.0.0.1:8222 (\"\": off)")
 	var tlsFlags tlsSettings
 	tlsFlags.register(fs)
-	if err := fs.Parse(args); err != nil {
+	confPath, goArgs, redisArgs := splitArgs(args, fs)
+	if err := fs.Parse(goArgs); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: the configuration file comes first", fs.Arg(0))
+	}
+	// The file, then the command line's directives, then the flags given:
+	// the later setting wins, as in redis-server.
+	flagArgs, err := flagDirectives(fs)
+	if err != nil {
+		return err
+	}
+	cfg, err := server.ReadConfig(confPath, append(redisArgs, flagArgs...))
+	if err != nil {
+		return err
+	}
+	if v, ok := cfg.Get("port"); ok {
+		*port, _ = strconv.Atoi(v)
+	}
+	if v, ok := cfg.Get("bind"); ok && v != "" {
+		*host = strings.Fields(v)[0] // the first address: one listener a port here
+	}
+	if v, ok := cfg.Get("shutdown-timeout"); ok && !isSet(fs, "shutdown-timeout") {
+		secs, _ := strconv.Atoi(v)
+		*shutdownTimeout = time.Duration(secs) * time.Second
+	}
+	tlsFlags.from(cfg)
 	tlsConfig, err := tlsFlags.config()
 	if err != nil {
 		return err
 	}
-	srv := &server.Server{Password: *password, MaxClients: *maxClients, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	srv := &server.Server{Password: *password, MaxClients: *maxClients, Config: cfg, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	if err := configure(srv, *timeout, *pubsubLimit, *normalLimit, *queryLimit); err != nil {
 		return err
 	}
@@ -171,6 +208,87 @@ func run(args []string) error {
 		}
 	}
 	return nil
+}
+
+// splitArgs takes the configuration file (a first argument that is not
+// an option) and sorts the options: "-flag value" for the flags, and
+// "--directive value ..." for the configuration, as redis-server's
+// command line gives them (a flag that is no directive of Redis's, such
+// as --shutdown-timeout, stays a flag).
+func splitArgs(args []string, fs *flag.FlagSet) (confPath string, goArgs, redisArgs []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		confPath, args = args[0], args[1:]
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "--") || pubsubdOnly[name] || name == "h" || name == "help" {
+			goArgs = append(goArgs, a)
+			if strings.HasPrefix(a, "-") && fs.Lookup(name) != nil && !hasValue && i+1 < len(args) {
+				i++
+				goArgs = append(goArgs, args[i])
+			}
+			continue
+		}
+		redisArgs = append(redisArgs, a)
+		for i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") && !isFlag(fs, args[i+1]) {
+			i++
+			redisArgs = append(redisArgs, args[i])
+		}
+	}
+	return confPath, goArgs, redisArgs
+}
+
+// pubsubdOnly are the flags that are not redis-server's directives, or
+// not in its notation: given as --name, they are flags all the same.
+var pubsubdOnly = map[string]bool{
+	"shutdown-timeout": true, "monitor": true,
+	"client-output-buffer-limit-pubsub": true, "client-output-buffer-limit-normal": true,
+}
+
+// isFlag reports whether a is one of the flags, as -name or -name=value
+// (a directive's value such as -1 is not).
+func isFlag(fs *flag.FlagSet, a string) bool {
+	name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+	return strings.HasPrefix(a, "-") && fs.Lookup(name) != nil
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// flagDirectives writes the flags given on the command line as the
+// directives they mirror, in Redis's notation, so that they come after
+// the file's.
+func flagDirectives(fs *flag.FlagSet) ([]string, error) {
+	var out []string
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		v := f.Value.String()
+		switch f.Name {
+		case "timeout":
+			d, perr := server.ParseTimeout(v)
+			if perr != nil {
+				err = perr
+				return
+			}
+			out = append(out, "--timeout", strconv.Itoa(int(d/time.Second)))
+		case "client-output-buffer-limit-pubsub", "client-output-buffer-limit-normal":
+			class := strings.TrimPrefix(f.Name, "client-output-buffer-limit-")
+			out = append(out, "--client-output-buffer-limit", class+" "+v)
+		case "client-query-buffer-limit":
+			if n, perr := server.ParseMemory(v); perr == nil && n == 0 {
+				v = strconv.FormatInt(math.MaxInt64, 10) // no limit
+			}
+			out = append(out, "--client-query-buffer-limit", v)
+		case "shutdown-timeout", "monitor": // pubsubd's own
+		default: // named after the directive, with its notation
+			out = append(out, "--"+f.Name, v)
+		}
+	})
+	return out, err
 }
 
 // configure sets the limits given in Redis's notation.

@@ -246,3 +246,73 @@ func TestTLSFlagsAreChecked(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.want, "%v", tc.args)
 	}
 }
+
+// buildPubsubd builds the binary for a test.
+func buildPubsubd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pubsubd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run(), "building pubsubd")
+	return bin
+}
+
+// TestConfigFileThenCommandLine: pubsubd /path/redis.conf --directive v
+// -flag v reads the file, then the directives, then the flags, the later
+// winning, as redis-server reads its configuration.
+func TestConfigFileThenCommandLine(t *testing.T) {
+	bin := buildPubsubd(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	conf := filepath.Join(t.TempDir(), "redis.conf")
+	require.NoError(t, os.WriteFile(conf, []byte("port "+port+"\ntimeout 30\nmaxclients 50\nhz 20\nrequirepass fromfile\n"), 0o644))
+
+	var log redistest.Output
+	srv := exec.Command(bin, conf, "--maxclients", "60", "--hz", "15", "-requirepass", "fromflag")
+	srv.Stdout, srv.Stderr = &log, &log
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc, err := net.Dial("tcp", addr)
+		if err == nil {
+			nc.Close()
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "pubsubd not listening on the file's port: %v; log:\n%s", err, log.String())
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := redistest.Dial(t, addr)
+	assert.Equal(t, "OK", c.Do("AUTH", "fromflag").Str, "the flag comes last")
+	for name, want := range map[string]string{"timeout": "30", "maxclients": "60", "hz": "15", "port": port} {
+		assert.Equal(t, want, c.Do("CONFIG", "GET", name).Elems[1].Str, name)
+	}
+}
+
+// TestConfigErrorAsRedisServer: a configuration redis-server refuses
+// stops pubsubd with the same report on standard error and exit status 1.
+func TestConfigErrorAsRedisServer(t *testing.T) {
+	redisServer, err := exec.LookPath("redis-server")
+	need(t, err == nil, "redis-server is not installed (Debian's redis-server)")
+	bin := buildPubsubd(t)
+	conf := filepath.Join(t.TempDir(), "redis.conf")
+	require.NoError(t, os.WriteFile(conf, []byte("port 7201\nmaxclients many\n"), 0o644))
+	for _, args := range [][]string{{conf}, {conf, "--timeout", "soon"}, {"--nosuch", "1"}} {
+		theirs := exec.Command(redisServer, args...)
+		var theirOut strings.Builder
+		theirs.Stderr = &theirOut
+		theirErr := theirs.Run()
+		ours := exec.Command(bin, args...)
+		var ourOut strings.Builder
+		ours.Stderr = &ourOut
+		ourErr := ours.Run()
+		var theirExit, ourExit *exec.ExitError
+		require.ErrorAs(t, theirErr, &theirExit, "%v", args)
+		require.ErrorAs(t, ourErr, &ourExit, "%v", args)
+		assert.Equal(t, theirExit.ExitCode(), ourExit.ExitCode(), "%v", args)
+		assert.Equal(t, theirOut.String(), ourOut.String(), "%v", args)
+	}
+}

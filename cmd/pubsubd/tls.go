@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+
+	"github.com/gopherpubsub/pubsub/server"
 )
 
 // tlsSettings are the tls-* flags, named and read as Redis's directives.
@@ -30,6 +33,22 @@ func (s *tlsSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.authClients, "tls-auth-clients", "yes", "whether clients must show a certificate: yes, no or optional")
 	fs.StringVar(&s.protocols, "tls-protocols", "TLSv1.2 TLSv1.3", "the TLS versions accepted")
 	fs.StringVar(&s.sessionCaching, "tls-session-caching", "yes", "whether clients may resume sessions: yes or no")
+}
+
+// from takes the tls-* directives the configuration gave.
+func (s *tlsSettings) from(cfg *server.Config) {
+	for name, field := range map[string]*string{
+		"tls-cert-file": &s.certFile, "tls-key-file": &s.keyFile, "tls-ca-cert-file": &s.caCertFile,
+		"tls-ca-cert-dir": &s.caCertDir, "tls-auth-clients": &s.authClients, "tls-protocols": &s.protocols,
+		"tls-session-caching": &s.sessionCaching,
+	} {
+		if v, ok := cfg.Get(name); ok {
+			*field = v
+		}
+	}
+	if v, ok := cfg.Get("tls-port"); ok {
+		s.port, _ = strconv.Atoi(v)
+	}
 }
 
 // config returns the TLS configuration the flags describe, or nil if

@@ -98,18 +98,26 @@ type param struct {
 }
 
 // takesArgs reports whether redis-server reads a configuration file line
-// giving name two arguments as more than a wrong number of arguments.
+// giving name two or three arguments as more than a wrong number of
+// arguments (oom-score-adj-values takes three, and only three).
 func takesArgs(dir, name string) bool {
-	file := dir + "/probe.conf"
-	if err := os.WriteFile(file, []byte(name+" a b\n"), 0o644); err != nil {
-		log.Fatal(err)
+	for _, args := range []string{"a b", "a b c"} {
+		file := dir + "/probe.conf"
+		line := name + " " + args
+		if err := os.WriteFile(file, []byte(line+"\n"), 0o644); err != nil {
+			log.Fatal(err)
+		}
+		// port 0 and a wrong value of a later directive: a file that
+		// passes stops the start all the same, and nothing listens
+		// meanwhile.
+		out, _ := exec.Command("redis-server", file, "--port", "0", "--maxclients", "none").CombinedOutput()
+		_, reason, _ := strings.Cut(string(out), "'"+line+"'\n")
+		reason, _, _ = strings.Cut(reason, "\n")
+		if reason != "wrong number of arguments" && reason != "Bad directive or wrong number of arguments" {
+			return true
+		}
 	}
-	// port 0 and a wrong value of a later directive: a file that passes
-	// stops the start all the same, and nothing listens meanwhile.
-	out, _ := exec.Command("redis-server", file, "--port", "0", "--maxclients", "none").CombinedOutput()
-	_, reason, _ := strings.Cut(string(out), "'"+name+" a b'\n")
-	reason, _, _ = strings.Cut(reason, "\n")
-	return reason != "wrong number of arguments" && reason != "Bad directive or wrong number of arguments"
+	return false
 }
 
 // findAlias sets p.alias to the parameter that changes with p, if any.
