@@ -247,7 +247,7 @@ func setParam(lim *limits, values map[string]string, p *redisParam, v string) {
 		secs, _ := strconv.ParseInt(v, 10, 64)
 		lim.idleTimeout = time.Duration(secs) * time.Second
 	case "requirepass":
-		lim.password = v
+		lim.setPassword(v)
 	case "client-output-buffer-limit":
 		f := strings.Fields(v)
 		for j := 0; j+3 < len(f); j += 4 {

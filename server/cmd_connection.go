@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
 	"slices"
 	"strings"
@@ -203,6 +205,17 @@ func cmdHello(c *conn, w *resp.Writer, args []string) {
 }
 
 // checkPassword authenticates the connection, or queues Redis's error.
+// credentialsMatch reports whether user and pass are the default user's,
+// doing the same work whether the user is unknown or the password wrong,
+// so that no timing tells one from the other: the password's hash is
+// compared in constant time in either case.
+func credentialsMatch(lim *limits, user, pass string) bool {
+	sum := sha256.Sum256([]byte(pass))
+	passOK := subtle.ConstantTimeCompare(sum[:], lim.passwordHash[:])
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte("default"))
+	return passOK&userOK == 1
+}
+
 func (c *conn) checkPassword(w *resp.Writer, user, pass string) bool {
 	if c.srv.limits.Load().password == "" {
 		if user == "default" {
@@ -214,7 +227,7 @@ func (c *conn) checkPassword(w *resp.Writer, user, pass string) bool {
 		w.Error("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	}
-	if user != "default" || pass != c.srv.limits.Load().password {
+	if !credentialsMatch(c.srv.limits.Load(), user, pass) {
 		w.Error("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	}

@@ -11,6 +11,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -161,7 +162,15 @@ type limits struct {
 	maxBulkLen     int64          // proto-max-bulk-len
 	output         [3]OutputLimit // by outputClass
 	idleTimeout    time.Duration
-	password       string // "": none
+	password       string   // "": none; CONFIG GET requirepass shows it, as Redis's does
+	passwordHash   [32]byte // its SHA-256, what AUTH compares
+}
+
+// setPassword sets the default user's password and the hash AUTH
+// compares with.
+func (l *limits) setPassword(p string) {
+	l.password = p
+	l.passwordHash = sha256.Sum256([]byte(p))
 }
 
 // outputClass is a client's class for its output limit, as in Redis.
@@ -179,8 +188,8 @@ func (s *Server) resolveLimits() *limits {
 		maxQueryBuffer: s.MaxQueryBuffer,
 		idleTimeout:    s.IdleTimeout,
 		maxBulkLen:     resp.MaxBulkLen,
-		password:       s.Password,
 	}
+	l.setPassword(s.Password)
 	if l.maxClients == 0 {
 		l.maxClients = DefaultMaxClients
 	}
