@@ -88,6 +88,7 @@ type conn struct {
 	inputDone   bool          // no more input is read or run
 	parked      bool          // a command waits (park): the later ones wait too
 	capped      bool          // its turn ended at maxCommandsPerTurn: its input waits in ready
+	inReady     bool          // in the loop's ready list
 	interest    uint32        // what the poller watches its socket for; 0: not watched
 	outWatched  bool          // its output waits for room (loopWrites)
 	writesDone  bool          // the loop is done writing it (loopWrites)

@@ -198,10 +198,13 @@ func (l *loop) run() {
 		again := l.ready
 		l.ready = nil
 		for _, c := range again {
+			c.inReady = false
 			l.serve(c, false)
 		}
 		for _, p := range polled {
-			if readable(p.events) {
+			// A capped client's input is run from the ready list, 128
+			// commands a turn, before its socket is read again.
+			if readable(p.events) && !p.c.capped {
 				l.serve(p.c, hungUp(p.events))
 			}
 			if writable(p.events) {
@@ -648,7 +651,7 @@ func (l *loop) runCommands(c *conn) {
 			// Its turn is over: the rest runs next turn, before the
 			// socket is read again, so what waits stays one read.
 			c.capped = true
-			l.ready = append(l.ready, c)
+			l.goOn(c)
 			return
 		}
 		// CONFIG SET takes effect for the next command of every client.
@@ -707,6 +710,14 @@ func (l *loop) parkForWaits(c *conn) {
 		}
 		return true
 	}, func() {})
+}
+
+// goOn has c served again next turn, once however often it is asked.
+func (l *loop) goOn(c *conn) {
+	if !c.inReady {
+		c.inReady = true
+		l.ready = append(l.ready, c)
+	}
 }
 
 // queueFlush has c's output written before the loop waits again.
@@ -801,7 +812,7 @@ func (l *loop) park(c *conn, wait func() bool, then func()) {
 				then()
 			}
 			l.queueFlush(c)
-			l.ready = append(l.ready, c)
+			l.goOn(c)
 		})
 	})
 }
