@@ -447,7 +447,7 @@ func (l *loop) watch(c *conn) {
 	default:
 		err = l.poller.modify(c.raw, c.token, events)
 	}
-	if err != nil {
+	if err != nil { // closed meanwhile: its kill's event ends it
 		events = 0
 	}
 	c.interest = events
