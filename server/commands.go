@@ -96,7 +96,7 @@ func helpLines(c *command) []string {
 
 func newCommandTable() *commandTable {
 	t := &commandTable{cmds: map[string]*command{}, redisKnow: redisCommands()}
-	for _, group := range [][]*command{pubsubCommands(), connectionCommands(), serverCommands(), multiCommands()} {
+	for _, group := range [][]*command{pubsubCommands(), connectionCommands(), serverCommands(), multiCommands(), aclCommands()} {
 		for _, c := range group {
 			t.register(c)
 		}
