@@ -42,6 +42,10 @@ func TestACLCatAndWhoamiAsRedis(t *testing.T) {
 		for _, args := range [][]string{
 			{"ACL", "CAT", "PubSub"}, {"ACL", "CAT", "nosuch"}, {"ACL", "CAT", "a", "b"}, {"acl", "Cat", "x", "y"},
 			{"ACL", "WHOAMI"}, {"ACL", "WHOAMI", "x"}, {"ACL"},
+			{"ACL", "USERS"}, {"ACL", "USERS", "x"}, {"ACL", "LIST"}, {"ACL", "GETUSER", "default"},
+			{"ACL", "GETUSER", "Default"}, {"ACL", "GETUSER", "nobody"}, {"ACL", "GETUSER"},
+			{"CONFIG", "SET", "requirepass", "s3cret"}, {"AUTH", "s3cret"}, {"ACL", "LIST"},
+			{"ACL", "GETUSER", "default"}, {"ACL", "WHOAMI"}, {"CONFIG", "SET", "requirepass", ""},
 		} {
 			want, got := theirs.Do(args...), ours.Do(args...)
 			if args[len(args)-1] == "PubSub" {
