@@ -35,7 +35,9 @@ func aclCommands() []*command {
 				summary: "List the users' rules, as an ACL file would hold them."},
 			&command{name: "acl|getuser", arity: 3, run: cmdACLGetuser, since: "6.0.0",
 				summary: "Describe a user's flags, passwords (hashed) and permissions."},
-		), "deluser", "dryrun", "genpass", "load", "log", "save", "setuser"),
+			&command{name: "acl|log", arity: -2, run: cmdACLLog, since: "6.0.0",
+				summary: "List the latest denials (failed AUTH), or RESET the list."},
+		), "deluser", "dryrun", "genpass", "load", "save", "setuser"),
 	}
 }
 

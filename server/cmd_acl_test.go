@@ -2,6 +2,8 @@ package server
 
 import (
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -50,6 +52,61 @@ func TestACLCatAndWhoamiAsRedis(t *testing.T) {
 			want, got := theirs.Do(args...), ours.Do(args...)
 			if args[len(args)-1] == "PubSub" {
 				want, got = sorted(want), sorted(got)
+			}
+			assert.Equal(t, want, got, "RESP%s %q", proto, args)
+		}
+	}
+}
+
+// TestACLLogAsRedis compares ACL LOG after failed AUTH and HELLO AUTH,
+// at the top level and in MULTI, with redis-server's: the entries, their
+// grouping and order; age-seconds is checked to be a number and of
+// client-info the command and the user, as the rest names the
+// connection.
+func TestACLLogAsRedis(t *testing.T) {
+	theirAddr := redistest.Start(t)
+	ourAddr := start(t, &Server{})
+	normalize := func(v resp.Value) resp.Value {
+		for i := range v.Elems {
+			e := &v.Elems[i]
+			for j := 0; j+1 < len(e.Elems); j += 2 {
+				val := &e.Elems[j+1]
+				switch e.Elems[j].Str {
+				case "age-seconds":
+					_, err := strconv.ParseFloat(val.Str, 64)
+					assert.NoError(t, err, "age-seconds %q", val.Str)
+					*val = resp.Value{Type: 'x'}
+				case "client-info":
+					var keep []string
+					for _, f := range strings.Fields(val.Str) {
+						if strings.HasPrefix(f, "cmd=") || strings.HasPrefix(f, "user=") || strings.HasPrefix(f, "resp=") {
+							keep = append(keep, f)
+						}
+					}
+					val.Str = strings.Join(keep, " ")
+				}
+			}
+		}
+		return v
+	}
+	for _, proto := range []string{"2", "3"} {
+		theirs, ours := redistest.Dial(t, theirAddr), redistest.Dial(t, ourAddr)
+		theirs.Do("HELLO", proto)
+		ours.Do("HELLO", proto)
+		for _, args := range [][]string{
+			{"ACL", "LOG", "RESET"}, {"ACL", "LOG"},
+			{"AUTH", "nouser", "x"}, {"AUTH", "nouser", "y"}, {"AUTH", "other", "x"},
+			{"HELLO", proto, "AUTH", "nouser", "x"}, {"ACL", "LOG"}, {"ACL", "LOG", "1"},
+			{"ACL", "LOG", "-1"}, {"ACL", "LOG", "x"}, {"ACL", "LOG", "1", "2"},
+			{"MULTI"}, {"AUTH", "nouser", "x"}, {"EXEC"}, {"ACL", "LOG"},
+			{"CONFIG", "SET", "requirepass", "s3cret"}, {"AUTH", "wrong"}, {"ACL", "LOG", "2"},
+			{"CONFIG", "SET", "acllog-max-len", "2"}, {"AUTH", "a", "b"}, {"ACL", "LOG"},
+			{"AUTH", "s3cret"}, {"CONFIG", "SET", "requirepass", ""}, {"CONFIG", "SET", "acllog-max-len", "128"},
+			{"ACL", "LOG", "RESET"}, {"ACL", "LOG"},
+		} {
+			want, got := theirs.Do(args...), ours.Do(args...)
+			if len(args) >= 2 && args[0] == "ACL" && args[1] == "LOG" {
+				want, got = normalize(want), normalize(got)
 			}
 			assert.Equal(t, want, got, "RESP%s %q", proto, args)
 		}

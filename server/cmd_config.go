@@ -85,6 +85,17 @@ func (s *Server) config() *configState {
 	return cs
 }
 
+// configValue returns a stored parameter's value.
+func (s *Server) configValue(name string) string {
+	cs := s.config()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if p := cs.byName[name]; p != nil {
+		return cs.values[p.storage()]
+	}
+	return ""
+}
+
 // paramValue returns p's value as CONFIG GET shows it.
 func (c *conn) paramValue(p *redisParam) string {
 	if p == nil {

@@ -152,7 +152,7 @@ func cmdHello(c *conn, w *resp.Writer, args []string) {
 		more := len(args) - i - 1
 		switch opt := lower(args[i]); {
 		case opt == "auth" && more >= 2:
-			if !c.checkPassword(w, args[i+1], args[i+2]) {
+			if !c.checkPassword(w, args[0], args[i+1], args[i+2], argvMem(args)) {
 				return
 			}
 			i += 2
@@ -216,7 +216,7 @@ func credentialsMatch(lim *limits, user, pass string) bool {
 	return passOK&userOK == 1
 }
 
-func (c *conn) checkPassword(w *resp.Writer, user, pass string) bool {
+func (c *conn) checkPassword(w *resp.Writer, object, user, pass string, argv int) bool {
 	if c.srv.limits.Load().password == "" {
 		if user == "default" {
 			c.mu.Lock()
@@ -224,10 +224,12 @@ func (c *conn) checkPassword(w *resp.Writer, user, pass string) bool {
 			c.mu.Unlock()
 			return true
 		}
+		c.authFailed(object, user, argv)
 		w.Error("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	}
 	if !credentialsMatch(c.srv.limits.Load(), user, pass) {
+		c.authFailed(object, user, argv)
 		w.Error("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	}
@@ -251,7 +253,7 @@ func cmdAuth(c *conn, w *resp.Writer, args []string) {
 		w.Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 		return
 	}
-	if c.checkPassword(w, user, pass) {
+	if c.checkPassword(w, args[0], user, pass, argvMem(args)) {
 		w.Simple("OK")
 	}
 }

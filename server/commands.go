@@ -174,7 +174,9 @@ func (c *conn) runOne(w *resp.Writer, args []string, start int) {
 	}
 	c.mu.Lock()
 	authed, proto, subscribed := c.authed, c.proto, c.subscribedLocked()
-	c.lastCmd = cmd.name
+	if !c.inExec { // as Redis's lastcmd: EXEC's, not its queued commands'
+		c.lastCmd = cmd.name
+	}
 	c.mu.Unlock()
 	w.Proto = proto
 	switch {

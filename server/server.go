@@ -130,6 +130,7 @@ type Server struct {
 	// closedClients are the last connections that ended.
 	closedClients closedRing
 	statsBase     atomic.Pointer[pubsub.Stats] // the Broker's figures at CONFIG RESETSTAT
+	aclLog        aclLog                       // ACL LOG
 	tableOnce     sync.Once
 	commands      *commandTable
 

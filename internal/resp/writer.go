@@ -85,6 +85,19 @@ func (w *Writer) Map(n int) {
 	w.header('*', 2*n)
 }
 
+// Double appends a floating point number as Redis writes one, with
+// "%.17g": a RESP3 double, a bulk string in RESP2.
+func (w *Writer) Double(d float64) {
+	text := strconv.FormatFloat(d, 'g', 17, 64)
+	if w.Proto == 3 {
+		w.Buf = append(w.Buf, ',')
+		w.Buf = append(w.Buf, text...)
+		w.Buf = append(w.Buf, '\r', '\n')
+		return
+	}
+	w.Bulk(text)
+}
+
 // Verbatim appends a verbatim string of format "txt" (a bulk string in
 // RESP2).
 func (w *Writer) Verbatim(s string) {

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gopherpubsub/pubsub/internal/resp"
+)
+
+// aclLog is ACL LOG's list: the denials, newest first, grouped as Redis
+// groups them. So far the only denial is a failed AUTH.
+type aclLog struct {
+	mu      sync.Mutex
+	entries []*aclLogEntry
+}
+
+type aclLogEntry struct {
+	count    int64
+	reason   string // "auth"
+	context  string // "toplevel" or "multi"
+	object   string // the command, for an auth denial
+	username string
+	at       time.Time // of the last event it counts
+	client   string    // CLIENT LIST's line of the last client
+}
+
+// aclLogGroupWithin is how close in time an event must come to an entry
+// to be counted in it (Redis's ACL_LOG_GROUPING_MAX_TIME_DELTA), and
+// aclLogScan how many of the newest entries are looked at.
+const (
+	aclLogGroupWithin = 60 * time.Second
+	aclLogScan        = 10
+)
+
+// add records a denial as Redis's addACLLogEntry does: an entry among the
+// ten newest with the same reason, context, object and user, within a
+// minute, is counted again and moved to the head; else a new one is put
+// there, and the oldest dropped past maxLen.
+func (l *aclLog) add(e *aclLogEntry, maxLen int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, old := range l.entries[:min(len(l.entries), aclLogScan)] {
+		if old.reason == e.reason && old.context == e.context && old.object == e.object &&
+			old.username == e.username && e.at.Sub(old.at) < aclLogGroupWithin {
+			old.count++
+			old.at, old.client = e.at, e.client
+			copy(l.entries[1:i+1], l.entries[:i])
+			l.entries[0] = old
+			return
+		}
+	}
+	e.count = 1
+	l.entries = append([]*aclLogEntry{e}, l.entries...)
+	if maxLen >= 0 && len(l.entries) > maxLen {
+		clear(l.entries[maxLen:])
+		l.entries = l.entries[:maxLen]
+	}
+}
+
+// authFailed logs a failed AUTH or HELLO AUTH of user; object is the
+// command's name as the client wrote it, as Redis logs it.
+func (c *conn) authFailed(object, user string, argv int) {
+	context := "toplevel"
+	if c.inExec {
+		context = "multi"
+	}
+	maxLen, _ := strconv.Atoi(c.srv.configValue("acllog-max-len"))
+	c.srv.aclLog.add(&aclLogEntry{reason: "auth", context: context, object: object, username: user,
+		at: time.Now(), client: c.infoLine(argv)}, maxLen)
+}
+
+func cmdACLLog(c *conn, w *resp.Writer, args []string) {
+	count := int64(10)
+	switch {
+	case len(args) > 3:
+		w.Error("ERR unknown subcommand or wrong number of arguments for '" + args[1] + "'. Try ACL HELP.")
+		return
+	case len(args) == 3 && lower(args[2]) == "reset":
+		l := &c.srv.aclLog
+		l.mu.Lock()
+		l.entries = nil
+		l.mu.Unlock()
+		w.Simple("OK")
+		return
+	case len(args) == 3:
+		n, ok := resp.ParseInt(args[2])
+		if !ok {
+			w.Error("ERR value is not an integer or out of range")
+			return
+		}
+		count = max(n, 0)
+	}
+	l := &c.srv.aclLog
+	l.mu.Lock()
+	entries := l.entries[:min(int64(len(l.entries)), count)]
+	snapshot := make([]aclLogEntry, len(entries))
+	for i, e := range entries {
+		snapshot[i] = *e
+	}
+	l.mu.Unlock()
+	now := time.Now()
+	w.Array(len(snapshot))
+	for _, e := range snapshot {
+		w.Map(7)
+		w.Bulk("count")
+		w.Int(e.count)
+		w.Bulk("reason")
+		w.Bulk(e.reason)
+		w.Bulk("context")
+		w.Bulk(e.context)
+		w.Bulk("object")
+		w.Bulk(e.object)
+		w.Bulk("username")
+		w.Bulk(e.username)
+		w.Bulk("age-seconds")
+		w.Double(float64(now.Sub(e.at).Milliseconds()) / 1000)
+		w.Bulk("client-info")
+		w.Bulk(e.client)
+	}
+}
