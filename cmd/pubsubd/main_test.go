@@ -31,10 +31,7 @@ func need(t *testing.T, ok bool, msg string) { t.Helper(); redistest.Need(t, ok,
 // timeout on SIGTERM, whatever a client does; here one has sent a
 // pipeline and QUIT and never reads its replies.
 func TestSIGTERMWithAClientThatNeverReads(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "pubsubd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "building pubsubd")
+	bin := buildPubsubd(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -48,14 +45,7 @@ func TestSIGTERMWithAClientThatNeverReads(t *testing.T) {
 	go func() { exited <- srv.Wait() }()
 	t.Cleanup(func() { _ = srv.Process.Kill() })
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	var probe net.Conn
-	deadline := time.Now().Add(10 * time.Second)
-	for probe == nil {
-		probe, err = net.Dial("tcp", addr)
-		require.True(t, err == nil || time.Now().Before(deadline), "pubsubd not listening: %v; log:\n%s", err, log.String())
-		time.Sleep(10 * time.Millisecond)
-	}
-	probe.Close()
+	waitListening(t, addr, &log)
 	nc := redistest.DialSmallReadBuffer(t, addr, 4096)
 	var pipeline []byte
 	for range 4000 {
@@ -106,10 +96,7 @@ func TestConfigureTakesRedisNotation(t *testing.T) {
 // and the JSON endpoints beside the Redis port, and still exits cleanly on
 // SIGTERM.
 func TestMonitorServesTheEndpoints(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "pubsubd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "building pubsubd")
+	bin := buildPubsubd(t)
 	var log redistest.Output
 	srv := exec.Command(bin, "-port", "0", "-monitor", "127.0.0.1:0")
 	srv.Stdout, srv.Stderr = &log, &log
@@ -167,10 +154,7 @@ func TestTLSPortServesRedisCli(t *testing.T) {
 	need(t, err == nil, "redis-cli (Debian's redis-tools) is not installed")
 	ca := tlstest.NewCA(t)
 	srvCert, cliCert := ca.Server(), ca.Client()
-	bin := filepath.Join(t.TempDir(), "pubsubd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "building pubsubd")
+	bin := buildPubsubd(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
@@ -190,16 +174,7 @@ func TestTLSPortServesRedisCli(t *testing.T) {
 		require.NoError(t, err, "redis-cli %v: %s", args, out)
 		return strings.TrimSpace(string(out))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		nc, err := net.Dial("tcp", addr)
-		if err == nil {
-			nc.Close()
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "pubsubd not listening: %v; log:\n%s", err, log.String())
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitListening(t, addr, &log)
 	assert.Equal(t, "PONG", redisCli("PING"))
 
 	sub, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{cliCert.TLS}, ServerName: "localhost"})
@@ -257,6 +232,21 @@ func buildPubsubd(t *testing.T) string {
 	return bin
 }
 
+// waitListening waits until pubsubd accepts connections on addr.
+func waitListening(t *testing.T, addr string, log *redistest.Output) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc, err := net.Dial("tcp", addr)
+		if err == nil {
+			nc.Close()
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "pubsubd not listening on %s: %v; log:\n%s", addr, err, log.String())
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestConfigFileThenCommandLine: pubsubd /path/redis.conf --directive v
 // -flag v reads the file, then the directives, then the flags, the later
 // winning, as redis-server reads its configuration.
@@ -275,16 +265,7 @@ func TestConfigFileThenCommandLine(t *testing.T) {
 	require.NoError(t, srv.Start())
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
 	addr := net.JoinHostPort("127.0.0.1", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		nc, err := net.Dial("tcp", addr)
-		if err == nil {
-			nc.Close()
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "pubsubd not listening on the file's port: %v; log:\n%s", err, log.String())
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitListening(t, addr, &log)
 	c := redistest.Dial(t, addr)
 	assert.Equal(t, "OK", c.Do("AUTH", "fromflag").Str, "the flag comes last")
 	for name, want := range map[string]string{"timeout": "30", "maxclients": "60", "hz": "15", "port": port} {
