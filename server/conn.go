@@ -293,9 +293,9 @@ func (c *conn) wakeWriter() {
 	}
 }
 
-// flushNow writes the queued output from the loop, with one attempt
-// that does not block, if no one else is writing; whatever is left is the
-// writer goroutine's.
+// flushNow writes the queued output of a connection the loop does not
+// poll, from the loop, with one attempt that does not block, if no one
+// else is writing; whatever is left is the writer goroutine's.
 func (c *conn) flushNow() {
 	if c.raw == nil || !c.writeMu.TryLock() {
 		c.wakeWriter()

@@ -20,24 +20,26 @@ import (
 // input read by a fallback reader, connections killed, output queued by
 // Go publishers, a blocked command's end), then reads each connection the
 // poller reports readable, in the kernel's order, once (readChunk bytes
-// at most, as Redis reads 16 KB), and runs the commands that completed;
-// before it waits again it writes what the turn queued for every client,
-// as Redis's beforeSleep does. A client's burst thus holds the others
-// back for one read's worth of commands at most.
+// at most, as Redis reads 16 KB), and runs the commands that completed,
+// maxCommandsPerTurn of them at most; before it waits again it writes
+// what the turn queued for every client, as Redis's beforeSleep does. A
+// client's burst thus holds the others back for one turn at most.
 //
-// Sockets are read by the loop itself where a poller exists (epoll on
-// Linux, poll_linux.go). Other connections post their input to the loop
-// as events: an in-memory connection's Write does (memconn.go), and a
-// connection the poller cannot watch (TLS later, other platforms, or all
-// when Server.NoPoller is set) is read by a goroutine that posts each read
-// and waits until the loop has taken it (fallback.go). The loop runs their
+// Sockets are read and written by the loop itself where a poller exists
+// (epoll on Linux, poll_linux.go): what a socket does not take waits for
+// the poller to report room. Other connections post their input to the
+// loop as events: an in-memory connection's Write does (memconn.go), and
+// a connection the poller cannot watch (TLS, other platforms, or all when
+// Server.NoPoller is set) is read by a goroutine that posts each read and
+// waits until the loop has taken it (fallback.go); a writer goroutine
+// takes what their sockets do not take at once. The loop runs their
 // commands one at a time too, in the order the input was posted.
 //
 // The loop never waits for a client: reads and writes it makes do not
-// block (what a socket does not take is the connection's writer
-// goroutine's), and a command that must wait (WAIT, a command held by
-// CLIENT PAUSE) parks its client, whose later commands wait with it, as a
-// blocked client in Redis, while the others go on.
+// block, and a command that must wait (WAIT, a command held by CLIENT
+// PAUSE, a PUBLISH to a full Go subscriber under the Block policy) parks
+// its client, whose later commands wait with it, as a blocked client in
+// Redis, while the others go on.
 type loop struct {
 	srv *Server
 
