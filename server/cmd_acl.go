@@ -3,6 +3,7 @@
 package server
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -37,7 +38,9 @@ func aclCommands() []*command {
 				summary: "Describe a user's flags, passwords (hashed) and permissions."},
 			&command{name: "acl|log", arity: -2, run: cmdACLLog, since: "6.0.0",
 				summary: "List the latest denials (failed AUTH), or RESET the list."},
-		), "deluser", "dryrun", "genpass", "load", "save", "setuser"),
+			&command{name: "acl|genpass", arity: -2, run: cmdACLGenpass, since: "6.0.0",
+				summary: "Generate a random password: 256 bits, or the bits asked for, in hex."},
+		), "deluser", "dryrun", "load", "save", "setuser"),
 	}
 }
 
@@ -66,6 +69,30 @@ func cmdACLCat(_ *conn, w *resp.Writer, args []string) {
 
 func cmdACLWhoami(_ *conn, w *resp.Writer, _ []string) {
 	w.Bulk("default")
+}
+
+func cmdACLGenpass(_ *conn, w *resp.Writer, args []string) {
+	bits := int64(256)
+	switch {
+	case len(args) > 3:
+		w.Error(sanitize(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try ACL HELP.", args[1])))
+		return
+	case len(args) == 3:
+		n, ok := resp.ParseInt(args[2])
+		if !ok {
+			w.Error("ERR value is not an integer or out of range")
+			return
+		}
+		if n <= 0 || n > 4096 {
+			w.Error("ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096")
+			return
+		}
+		bits = n
+	}
+	chars := int((bits + 3) / 4) // each hex digit holds 4 bits, as Redis rounds up
+	buf := make([]byte, (chars+1)/2)
+	_, _ = rand.Read(buf) // crypto/rand never fails on the platforms Go supports
+	w.Bulk(hex.EncodeToString(buf)[:chars])
 }
 
 func cmdACLUsers(_ *conn, w *resp.Writer, _ []string) {

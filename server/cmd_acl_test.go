@@ -58,6 +58,24 @@ func TestACLCatAndWhoamiAsRedis(t *testing.T) {
 	}
 }
 
+// ACL GENPASS gives as many hex digits as redis-server's for any number
+// of bits (the digits are random).
+func TestACLGenpassAsRedis(t *testing.T) {
+	theirs, ours := redistest.Dial(t, redistest.Start(t)), redistest.Dial(t, start(t, &Server{}))
+	for _, bits := range []string{"", "1", "4", "5", "8", "63", "256", "4095", "4096"} {
+		args := []string{"ACL", "GENPASS"}
+		if bits != "" {
+			args = append(args, bits)
+		}
+		want, got := theirs.Do(args...), ours.Do(args...)
+		assert.Len(t, got.Str, len(want.Str), "%q", args)
+		assert.Regexp(t, "^[0-9a-f]+$", got.Str, "%q", args)
+		if len(got.Str) >= 16 { // 64 bits and more: two draws that agree would be a broken source
+			assert.NotEqual(t, got.Str, ours.Do(args...).Str, "%q: random each time", args)
+		}
+	}
+}
+
 // TestACLLogAsRedis compares ACL LOG after failed AUTH and HELLO AUTH,
 // at the top level and in MULTI, with redis-server's: the entries, their
 // grouping and order; age-seconds is checked to be a number and of
@@ -103,6 +121,7 @@ func TestACLLogAsRedis(t *testing.T) {
 			{"CONFIG", "SET", "acllog-max-len", "2"}, {"AUTH", "a", "b"}, {"ACL", "LOG"},
 			{"AUTH", "s3cret"}, {"CONFIG", "SET", "requirepass", ""}, {"CONFIG", "SET", "acllog-max-len", "128"},
 			{"ACL", "LOG", "RESET"}, {"ACL", "LOG"},
+			{"ACL", "GENPASS", "0"}, {"ACL", "GENPASS", "4097"}, {"ACL", "GENPASS", "x"}, {"ACL", "GENPASS", "1", "2"},
 		} {
 			want, got := theirs.Do(args...), ours.Do(args...)
 			if len(args) >= 2 && args[0] == "ACL" && args[1] == "LOG" {
