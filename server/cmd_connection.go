@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -481,11 +482,51 @@ func (c *conn) infoLine(argvMem int) string {
 	}
 	totMem := int64(unsafe.Sizeof(*c)) + rbs + omem + int64(argvMem) + c.multiMem.Load()
 	now := time.Now()
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d ssub=%d multi=%d qbuf=%d qbuf-free=%d argv-mem=%d multi-mem=%d rbs=%d rbp=%d obl=0 oll=%d omem=%d tot-mem=%d events=%s cmd=%s user=default redir=%d resp=%d",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.fd, c.name,
-		int(now.Sub(c.born).Seconds()), int(now.Sub(time.Unix(0, c.lastIO.Load())).Seconds()), flags, c.db,
-		st.Channels, st.Patterns, st.ShardChannels, multi, qbuf, max(rbs-qbuf, 0), argvMem, c.multiMem.Load(), rbs, rbs, len(c.out.chunks), omem, totMem, events,
-		cmd, redir, c.proto)
+	if c.addrText == "" { // the addresses never change: formatted once
+		c.addrText, c.laddrText = c.nc.RemoteAddr().String(), c.nc.LocalAddr().String()
+	}
+	// Appended rather than formatted: ACL LOG takes a failing client's
+	// line on every failed AUTH, and fmt cost most of that.
+	b := make([]byte, 0, 384)
+	field := func(name string, n int64) {
+		b = append(b, name...)
+		b = strconv.AppendInt(b, n, 10)
+	}
+	field("id=", c.id)
+	b = append(b, " addr="...)
+	b = append(b, c.addrText...)
+	b = append(b, " laddr="...)
+	b = append(b, c.laddrText...)
+	field(" fd=", int64(c.fd))
+	b = append(b, " name="...)
+	b = append(b, c.name...)
+	field(" age=", int64(now.Sub(c.born).Seconds()))
+	field(" idle=", int64(now.Sub(time.Unix(0, c.lastIO.Load())).Seconds()))
+	b = append(b, " flags="...)
+	b = append(b, flags...)
+	field(" db=", int64(c.db))
+	field(" sub=", int64(st.Channels))
+	field(" psub=", int64(st.Patterns))
+	field(" ssub=", int64(st.ShardChannels))
+	field(" multi=", multi)
+	field(" qbuf=", qbuf)
+	field(" qbuf-free=", max(rbs-qbuf, 0))
+	field(" argv-mem=", int64(argvMem))
+	field(" multi-mem=", c.multiMem.Load())
+	field(" rbs=", rbs)
+	field(" rbp=", rbs)
+	b = append(b, " obl=0"...)
+	field(" oll=", int64(len(c.out.chunks)))
+	field(" omem=", omem)
+	field(" tot-mem=", totMem)
+	b = append(b, " events="...)
+	b = append(b, events...)
+	b = append(b, " cmd="...)
+	b = append(b, cmd...)
+	b = append(b, " user=default"...)
+	field(" redir=", redir)
+	field(" resp=", int64(c.proto))
+	return string(b)
 }
 
 // argvMem is what Redis counts as the memory of a command's arguments:

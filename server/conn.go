@@ -114,6 +114,8 @@ type conn struct {
 	mu sync.Mutex
 	// guards the fields below
 	name      string
+	addrText  string    // the peer's address, as CLIENT LIST writes it, once it has
+	laddrText string    // the local one
 	lib       [2]string // CLIENT SETINFO lib-name, lib-ver
 	db        int
 	lastCmd   string

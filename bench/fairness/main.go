@@ -1,12 +1,16 @@
-// Command fairness measures how long one client waits while another
-// floods the server: -subs subscriber connections read channel "burst",
+// Command fairness measures how long one client waits while others
+// flood the server: -subs subscriber connections read channel "burst",
 // one publisher pipelines -n PUBLISH commands to it in one write, and
 // meanwhile a third connection sends PING after PING, one at a time,
 // timing each round trip until the publisher has all its replies.
 //
+// With -auth-flood n, the flood is n clients failing AUTH in a loop for
+// -for (the server is given a password with CONFIG SET requirepass for
+// the run, and none after it), and the PINGs are timed meanwhile.
+//
 // Usage:
 //
-//	fairness [-subs 50] [-n 100000] [-runs 3] name=host:port [name=host:port ...]
+//	fairness [-subs 50] [-n 100000] [-auth-flood 0] [-for 3s] [-runs 3] name=host:port [name=host:port ...]
 //
 // Given several servers it measures them in turn, alternating, and
 // prints each run (PINGs answered during the burst, their p50, p99 and
@@ -22,7 +26,9 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -30,6 +36,8 @@ func main() {
 	subs := flag.Int("subs", 50, "subscriber connections")
 	n := flag.Int("n", 100000, "PUBLISH commands in the burst")
 	runs := flag.Int("runs", 3, "runs per server, alternating")
+	authFlood := flag.Int("auth-flood", 0, "clients failing AUTH in a loop instead of the PUBLISH burst")
+	floodFor := flag.Duration("for", 3*time.Second, "how long the AUTH flood lasts")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "fairness: no server given: name=host:port")
@@ -47,7 +55,13 @@ func main() {
 	results := make([][]result, len(targets))
 	for r := range *runs {
 		for i, t := range targets {
-			res, err := measure(t.addr, *subs, *n)
+			var res result
+			var err error
+			if *authFlood > 0 {
+				res, err = measureAuthFlood(t.addr, *authFlood, *floodFor)
+			} else {
+				res, err = measure(t.addr, *subs, *n)
+			}
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "fairness: %s: %v\n", t.name, err)
 				os.Exit(1)
@@ -56,7 +70,11 @@ func main() {
 			fmt.Printf("run %d %-10s %s\n", r+1, t.name, res)
 		}
 	}
-	fmt.Printf("medians (subs=%d n=%d):\n", *subs, *n)
+	if *authFlood > 0 {
+		fmt.Printf("medians (auth-flood=%d for %v):\n", *authFlood, *floodFor)
+	} else {
+		fmt.Printf("medians (subs=%d n=%d):\n", *subs, *n)
+	}
 	for i, t := range targets {
 		fmt.Printf("  %-10s %s\n", t.name, median(results[i]))
 	}
@@ -158,17 +176,23 @@ func measure(addr string, subs, n int) (result, error) {
 		}
 		replied <- err
 	}()
+	return pingUntil(pinger, pingR, replied, start)
+}
+
+// pingUntil sends PING after PING on pinger, one at a time, until the
+// load reports its end on done, and returns the round trips' figures.
+func pingUntil(pinger net.Conn, pingR *bufio.Reader, done <-chan error, start time.Time) (result, error) {
 	var rtts []time.Duration
 	ping := []byte("*1\r\n$4\r\nPING\r\n")
 	for {
 		select {
-		case err := <-replied:
+		case err := <-done:
 			if err != nil {
 				return result{}, err
 			}
 			elapsed := time.Since(start)
 			if len(rtts) == 0 {
-				return result{}, fmt.Errorf("no PING was answered during the burst")
+				return result{}, fmt.Errorf("no PING was answered during the load")
 			}
 			slices.Sort(rtts)
 			return result{
@@ -189,4 +213,79 @@ func measure(addr string, subs, n int) (result, error) {
 		}
 		rtts = append(rtts, time.Since(t))
 	}
+}
+
+// measureAuthFlood times PINGs while clients fail AUTH in a loop.
+func measureAuthFlood(addr string, clients int, d time.Duration) (result, error) {
+	const secret = "fairness-secret"
+	admin, adminR, err := dial(addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer admin.Close()
+	command := func(args ...string) error {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+		if _, err := io.WriteString(admin, b.String()); err != nil {
+			return err
+		}
+		line, err := adminR.ReadString('\n')
+		if err == nil && !strings.HasPrefix(line, "+OK") {
+			err = fmt.Errorf("%s: %s", args[0], strings.TrimSpace(line))
+		}
+		return err
+	}
+	if err := command("CONFIG", "SET", "requirepass", secret); err != nil {
+		return result{}, err
+	}
+	defer func() { _ = command("CONFIG", "SET", "requirepass", ""); _ = command("ACL", "LOG", "RESET") }()
+
+	pinger, pingR, err := dial(addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer pinger.Close()
+	if _, err := io.WriteString(pinger, "*2\r\n$4\r\nAUTH\r\n$"+strconv.Itoa(len(secret))+"\r\n"+secret+"\r\n"); err != nil {
+		return result{}, err
+	}
+	if err := readLines(pingR, 1); err != nil {
+		return result{}, err
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range clients {
+		nc, r, err := dial(addr)
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			return result{}, err
+		}
+		wg.Go(func() {
+			defer nc.Close()
+			wrong := []byte("*2\r\n$4\r\nAUTH\r\n$5\r\nwrong\r\n")
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := nc.Write(wrong); err != nil {
+					return
+				}
+				if err := readLines(r, 1); err != nil {
+					return
+				}
+			}
+		})
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { time.Sleep(d); done <- nil }()
+	res, err := pingUntil(pinger, pingR, done, start)
+	close(stop)
+	wg.Wait()
+	return res, err
 }
