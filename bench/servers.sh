@@ -114,6 +114,7 @@ fi
 if [ "$what" = fairness ] || [ "$what" = all ]; then
   echo
   taskset -c 1 "$bin/fairness" -subs 50 -n 100000 -runs "$runs" $targets
+  taskset -c 1 "$bin/fairness" -auth-flood 1000 -for 3s -runs "$runs" $targets floor=127.0.0.1:$floor_port
 fi
 
 if [ "$what" = conns ] || [ "$what" = all ]; then
