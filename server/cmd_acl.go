@@ -40,7 +40,9 @@ func aclCommands() []*command {
 				summary: "List the latest denials (failed AUTH), or RESET the list."},
 			&command{name: "acl|genpass", arity: -2, run: cmdACLGenpass, since: "6.0.0",
 				summary: "Generate a random password: 256 bits, or the bits asked for, in hex."},
-		), "deluser", "dryrun", "load", "save", "setuser"),
+			&command{name: "acl|dryrun", arity: -4, run: cmdACLDryrun, since: "7.0.0",
+				summary: "Say whether a user may run a command: default may run any, with its arity right."},
+		), "deluser", "load", "save", "setuser"),
 	}
 }
 
@@ -93,6 +95,35 @@ func cmdACLGenpass(_ *conn, w *resp.Writer, args []string) {
 	buf := make([]byte, (chars+1)/2)
 	_, _ = rand.Read(buf) // crypto/rand never fails on the platforms Go supports
 	w.Bulk(hex.EncodeToString(buf)[:chars])
+}
+
+// cmdACLDryrun checks a command as Redis's ACL DRYRUN does: the user
+// exists, the command (or subcommand) is one of redis-server's, its
+// arguments are as many as its arity asks; then the default user, who may
+// run everything, may run it.
+func cmdACLDryrun(_ *conn, w *resp.Writer, args []string) {
+	if args[2] != "default" {
+		w.Error(sanitize(fmt.Sprintf("ERR User '%.128s' not found", args[2])))
+		return
+	}
+	cmd := args[3:]
+	name := lower(cmd[0])
+	arity, ok := redisArities[name]
+	if ok && len(cmd) > 1 {
+		if sub, isSub := redisArities[name+"|"+lower(cmd[1])]; isSub {
+			name, arity = name+"|"+lower(cmd[1]), sub
+		} else if _, container := redisArities[name+"|help"]; container {
+			ok = false // an unknown subcommand: Redis finds no command
+		}
+	}
+	switch {
+	case !ok:
+		w.Error(sanitize(fmt.Sprintf("ERR Command '%.128s' not found", cmd[0])))
+	case (arity > 0 && arity != len(cmd)) || len(cmd) < -arity:
+		w.Error(sanitize(fmt.Sprintf("ERR wrong number of arguments for '%s' command", name)))
+	default:
+		w.Simple("OK")
+	}
 }
 
 func cmdACLUsers(_ *conn, w *resp.Writer, _ []string) {

@@ -122,6 +122,13 @@ func TestACLLogAsRedis(t *testing.T) {
 			{"AUTH", "s3cret"}, {"CONFIG", "SET", "requirepass", ""}, {"CONFIG", "SET", "acllog-max-len", "128"},
 			{"ACL", "LOG", "RESET"}, {"ACL", "LOG"},
 			{"ACL", "GENPASS", "0"}, {"ACL", "GENPASS", "4097"}, {"ACL", "GENPASS", "x"}, {"ACL", "GENPASS", "1", "2"},
+			{"ACL", "DRYRUN", "default", "publish", "a", "b"}, {"ACL", "DRYRUN", "default", "GET", "k"},
+			{"ACL", "DRYRUN", "Default", "get", "k"}, {"ACL", "DRYRUN", "nobody", "get", "k"},
+			{"ACL", "DRYRUN", "default", "nosuch"}, {"ACL", "DRYRUN", "default", "get"},
+			{"ACL", "DRYRUN", "default"}, {"ACL", "DRYRUN", "default", "config", "get", "x"},
+			{"ACL", "DRYRUN", "default", "CONFIG", "nosuch"}, {"ACL", "DRYRUN", "default", "config"},
+			{"ACL", "DRYRUN", "default", "set", "k", "v", "EX", "10"}, {"ACL", "DRYRUN", "default", "acl", "dryrun", "default", "ping"},
+			{"ACL", "DRYRUN", "default", "ping", "a", "b"}, {"ACL", "DRYRUN", "default", "client", "kill", "x"},
 		} {
 			want, got := theirs.Do(args...), ours.Do(args...)
 			if len(args) >= 2 && args[0] == "ACL" && args[1] == "LOG" {

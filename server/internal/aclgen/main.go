@@ -2,7 +2,8 @@
 // its order, which is fixed) and the commands of each (ACL CAT
 // <category>, sorted here: redis-server lists them in its command table's
 // hash order, which changes every time it starts), and writes the table
-// the server's ACL CAT answers from:
+// the server's ACL CAT answers from, with every command's arity (COMMAND),
+// which ACL DRYRUN checks as Redis does:
 //
 //	go run ./server/internal/aclgen -o server/acl_categories.go
 //
@@ -78,6 +79,22 @@ func main() {
 		slices.Sort(names)
 		fmt.Fprintf(&b, "\t{name: %q, commands: []string{%s}},\n", cat.Str, strings.Join(names, ", "))
 	}
+	b.WriteString("}\n\n")
+	fmt.Fprintf(&b, "// redisArities are redis-server %s's commands and subcommands (\"config|get\")\n// with their arity: n exactly, or -n for at least n.\n", version)
+	b.WriteString("var redisArities = map[string]int{\n")
+	var entries []string
+	var walk func(cmds []resp.Value)
+	walk = func(cmds []resp.Value) {
+		for _, c := range cmds {
+			entries = append(entries, fmt.Sprintf("\t%q: %d,\n", c.Elems[0].Str, c.Elems[1].Int))
+			if len(c.Elems) > 9 {
+				walk(c.Elems[9].Elems)
+			}
+		}
+	}
+	walk(do("COMMAND").Elems)
+	slices.Sort(entries)
+	b.WriteString(strings.Join(entries, ""))
 	b.WriteString("}\n")
 	src, err := format.Source([]byte(b.String()))
 	if err != nil {
