@@ -121,7 +121,7 @@ func run(args []string) error {
 		*port, _ = strconv.Atoi(v)
 	}
 	if v, ok := cfg.Get("bind"); ok && v != "" {
-		*host = strings.Fields(v)[0] // the first address: one listener a port here
+		*host = bindHost(strings.Fields(v)[0]) // the first address: one listener a port here
 	}
 	if v, ok := cfg.Get("shutdown-timeout"); ok && !isSet(fs, "shutdown-timeout") {
 		secs, _ := strconv.Atoi(v)
@@ -237,6 +237,20 @@ func splitArgs(args []string, fs *flag.FlagSet) (confPath string, goArgs, redisA
 		}
 	}
 	return confPath, goArgs, redisArgs
+}
+
+// bindHost reads an address of Redis's bind: "-" before it means it may
+// be missing (it is tried all the same here), "*" every IPv4 address,
+// "::*" every IPv6 one.
+func bindHost(addr string) string {
+	addr = strings.TrimPrefix(addr, "-")
+	switch addr {
+	case "*":
+		return "0.0.0.0"
+	case "::*":
+		return "::"
+	}
+	return addr
 }
 
 // pubsubdOnly are the flags that are not redis-server's directives, or

@@ -273,6 +273,12 @@ func TestConfigFileThenCommandLine(t *testing.T) {
 	}
 }
 
+func TestBindHostReadsRedisNotation(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1": "127.0.0.1", "-::1": "::1", "*": "0.0.0.0", "-::*": "::", "10.0.0.1": "10.0.0.1"} {
+		assert.Equal(t, want, bindHost(in), in)
+	}
+}
+
 // TestConfigErrorAsRedisServer: a configuration redis-server refuses
 // stops pubsubd with the same report on standard error and exit status 1.
 func TestConfigErrorAsRedisServer(t *testing.T) {
