@@ -74,7 +74,7 @@ func cmdACLLog(c *conn, w *resp.Writer, args []string) {
 	count := int64(10)
 	switch {
 	case len(args) > 3:
-		w.Error("ERR unknown subcommand or wrong number of arguments for '" + args[1] + "'. Try ACL HELP.")
+		subcommandSyntaxError(w, "ACL", args[1])
 		return
 	case len(args) == 3 && lower(args[2]) == "reset":
 		l := &c.srv.aclLog

@@ -65,7 +65,7 @@ func cmdACLCat(_ *conn, w *resp.Writer, args []string) {
 		}
 		w.Error(fmt.Sprintf("ERR Unknown category '%.128s'", args[2]))
 	default:
-		w.Error(sanitize(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try ACL HELP.", args[1])))
+		subcommandSyntaxError(w, "ACL", args[1])
 	}
 }
 
@@ -77,7 +77,7 @@ func cmdACLGenpass(_ *conn, w *resp.Writer, args []string) {
 	bits := int64(256)
 	switch {
 	case len(args) > 3:
-		w.Error(sanitize(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try ACL HELP.", args[1])))
+		subcommandSyntaxError(w, "ACL", args[1])
 		return
 	case len(args) == 3:
 		n, ok := resp.ParseInt(args[2])

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/gopherpubsub/pubsub"
@@ -166,7 +165,7 @@ func cmdPubsubChannels(c *conn, w *resp.Writer, args []string) {
 		}
 	}
 	if len(args) > 3 {
-		w.Error(sanitize(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try PUBSUB HELP.", args[1])))
+		subcommandSyntaxError(w, "PUBSUB", args[1])
 		return
 	}
 	names, err := list(context.Background(), pattern)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"fmt"
 	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
@@ -88,7 +87,7 @@ func unserved(c *command, names ...string) *command {
 func cmdFunctionFlush(c *conn, w *resp.Writer, args []string) {
 	switch {
 	case len(args) > 3:
-		w.Error(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try FUNCTION HELP.", args[1]))
+		subcommandSyntaxError(w, "FUNCTION", args[1])
 	case len(args) == 3 && lower(args[2]) != "sync" && lower(args[2]) != "async":
 		w.Error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
 	default:

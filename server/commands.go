@@ -286,6 +286,12 @@ func findFold(m map[string]*command, name string) *command {
 
 // sanitize replaces line breaks, which an error reply cannot carry, with
 // spaces, as Redis does.
+// subcommandSyntaxError answers a subcommand given the wrong arguments
+// as Redis's addReplySubcommandSyntaxError does.
+func subcommandSyntaxError(w *resp.Writer, container, sub string) {
+	w.Error(sanitize(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try %s HELP.", sub, container)))
+}
+
 func sanitize(s string) string {
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
 }

@@ -102,7 +102,7 @@ func (c *conn) heldByPause(cmd *command, args []string) bool {
 
 func cmdClientPause(c *conn, w *resp.Writer, args []string) {
 	if len(args) > 4 {
-		w.Error("ERR unknown subcommand or wrong number of arguments for '" + args[1] + "'. Try CLIENT HELP.")
+		subcommandSyntaxError(w, "CLIENT", args[1])
 		return
 	}
 	ms, ok := parseTimeout(w, args[2])
