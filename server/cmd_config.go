@@ -104,6 +104,8 @@ func (c *conn) paramValue(p *redisParam) string {
 	s := c.srv
 	lim := s.limits.Load()
 	switch p.name {
+	case "aclfile":
+		return s.aclFile()
 	case "maxclients":
 		return strconv.Itoa(lim.maxClients)
 	case "timeout":
@@ -244,6 +246,12 @@ func (s *Server) applyConfig(params []*redisParam, values []string) {
 	defer cs.mu.Unlock()
 	for i, p := range params {
 		setParam(&lim, cs.values, p, values[i])
+		switch p.name {
+		case "requirepass": // as Redis: the default user's password
+			s.acl.setDefaultPassword(values[i])
+		case "acl-pubsub-default":
+			s.acl.allChannels = values[i] == "allchannels"
+		}
 	}
 	s.limits.Store(&lim)
 }
@@ -258,7 +266,7 @@ func setParam(lim *limits, values map[string]string, p *redisParam, v string) {
 		secs, _ := strconv.ParseInt(v, 10, 64)
 		lim.idleTimeout = time.Duration(secs) * time.Second
 	case "requirepass":
-		lim.setPassword(v)
+		lim.password = v
 	case "client-output-buffer-limit":
 		f := strings.Fields(v)
 		for j := 0; j+3 < len(f); j += 4 {

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"slices"
 	"strconv"
@@ -120,8 +118,7 @@ func cmdReset(c *conn, w *resp.Writer, _ []string) {
 	sub := c.sub
 	c.sub, c.subCount, c.shardCount = nil, 0, 0
 	c.proto = c.srv.firstProtocol()
-	c.authed = c.srv.limits.Load().password == ""
-	c.dec.Authenticated = c.authed
+	c.startAs(c.srv.acl.def)
 	c.name, c.db = "", 0
 	c.track = tracking{}
 	c.mu.Unlock()
@@ -166,10 +163,7 @@ func cmdHello(c *conn, w *resp.Writer, args []string) {
 			return
 		}
 	}
-	c.mu.Lock()
-	authed := c.authed
-	c.mu.Unlock()
-	if !authed {
+	if c.authRequired() {
 		w.Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return
 	}
@@ -205,39 +199,13 @@ func cmdHello(c *conn, w *resp.Writer, args []string) {
 	w.Array(0)
 }
 
-// checkPassword authenticates the connection, or queues Redis's error.
-// credentialsMatch reports whether user and pass are the default user's,
-// doing the same work whether the user is unknown or the password wrong,
-// so that no timing tells one from the other: the password's hash is
-// compared in constant time in either case.
-func credentialsMatch(lim *limits, user, pass string) bool {
-	sum := sha256.Sum256([]byte(pass))
-	passOK := subtle.ConstantTimeCompare(sum[:], lim.passwordHash[:])
-	userOK := subtle.ConstantTimeCompare([]byte(user), []byte("default"))
-	return passOK&userOK == 1
-}
-
+// checkPassword authenticates the connection as user, or queues Redis's
+// error.
 func (c *conn) checkPassword(w *resp.Writer, object, user, pass string, argv int) bool {
-	if c.srv.limits.Load().password == "" {
-		if user == "default" {
-			c.mu.Lock()
-			c.authed = true
-			c.mu.Unlock()
-			return true
-		}
-		c.authFailed(object, user, argv)
+	if !c.authenticate(object, user, pass, argv) {
 		w.Error("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	}
-	if !credentialsMatch(c.srv.limits.Load(), user, pass) {
-		c.authFailed(object, user, argv)
-		w.Error("WRONGPASS invalid username-password pair or user is disabled.")
-		return false
-	}
-	c.mu.Lock()
-	c.authed = true
-	c.mu.Unlock()
-	c.dec.Authenticated = true
 	return true
 }
 
@@ -250,7 +218,7 @@ func cmdAuth(c *conn, w *resp.Writer, args []string) {
 	if len(args) == 3 {
 		user = args[1]
 	}
-	if c.srv.limits.Load().password == "" && len(args) == 2 {
+	if c.srv.acl.def.flags&userNopass != 0 && len(args) == 2 {
 		w.Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 		return
 	}
@@ -381,7 +349,11 @@ func cmdClientKill(c *conn, w *resp.Writer, args []string) {
 		case "laddr":
 			match = append(match, func(o *conn) bool { return o.nc.LocalAddr().String() == value })
 		case "user":
-			match = append(match, func(*conn) bool { return value == "default" })
+			if c.srv.acl.users[value] == nil {
+				w.Error(fmt.Sprintf("ERR No such user '%s'", value))
+				return
+			}
+			match = append(match, func(o *conn) bool { return o.userName() == value })
 		case "skipme":
 			switch lower(value) {
 			case "yes":
@@ -523,7 +495,8 @@ func (c *conn) infoLine(argvMem int) string {
 	b = append(b, events...)
 	b = append(b, " cmd="...)
 	b = append(b, cmd...)
-	b = append(b, " user=default"...)
+	b = append(b, " user="...)
+	b = append(b, c.userName()...)
 	field(" redir=", redir)
 	field(" resp=", int64(c.proto))
 	return string(b)

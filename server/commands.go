@@ -44,6 +44,8 @@ type command struct {
 	// not serve (FUNCTION LOAD): they get the Pub/Sub-only error, not
 	// "unknown subcommand".
 	unserved []string
+	// acl is the command as ACL rules name it, for the permission check.
+	acl *aclCommand
 
 	// What COMMAND DOCS and COMMAND INFO say of it, in this project's
 	// words.
@@ -99,6 +101,10 @@ func newCommandTable() *commandTable {
 	for _, group := range [][]*command{pubsubCommands(), connectionCommands(), serverCommands(), multiCommands(), aclCommands()} {
 		for _, c := range group {
 			t.register(c)
+			c.acl = aclTable().byName[c.name]
+			for _, sub := range c.subs {
+				sub.acl = aclTable().byName[sub.name]
+			}
 		}
 	}
 	return t
@@ -173,17 +179,23 @@ func (c *conn) runOne(w *resp.Writer, args []string, start int) {
 		return
 	}
 	c.mu.Lock()
-	authed, proto, subscribed := c.authed, c.proto, c.subscribedLocked()
+	proto, subscribed := c.proto, c.subscribedLocked()
 	if !c.inExec { // as Redis's lastcmd: EXEC's, not its queued commands'
 		c.lastCmd = cmd.name
 	}
 	c.mu.Unlock()
 	w.Proto = proto
-	switch {
-	case !authed && !cmd.noAuth:
+	if c.authRequired() && !cmd.noAuth {
 		c.rejectedCall(cmd)
 		c.failMulti()
 		w.Error("NOAUTH Authentication required.")
+		return
+	}
+	switch denied := c.permitted(cmd, args); {
+	case denied != "":
+		c.rejectedCall(cmd)
+		c.failMulti()
+		w.Error(denied)
 	case proto == 2 && subscribed && !cmd.pubsub:
 		c.rejectedCall(cmd)
 		c.failMulti()

@@ -18,6 +18,12 @@ type Config struct {
 	params []*redisParam
 	values []string // parsed, as CONFIG GET shows them
 	saved  bool     // a save line was read: the next ones add to it
+	// users are the "user" lines' arguments (name, rules...), for the
+	// Server to load as Redis loads them once its configuration is read.
+	users [][]string
+	// usersErr is a user's rule naming a command or category Redis does
+	// not have: Redis reports it after the whole configuration is read.
+	usersErr error
 }
 
 // ConfigError is a line redis-server would refuse to start with. Its
@@ -40,9 +46,10 @@ func (e *ConfigError) Error() string {
 // file. A directive redis-server does not know, a wrong number of
 // arguments or a value it refuses stops the read with a *ConfigError;
 // an include that cannot be read, with the error redis-server gives.
-// "include" reads another file in place, as redis-server does; "user",
-// "rename-command", "loadmodule" and "sentinel" are refused, as this
-// server has no use for them yet.
+// "include" reads another file in place, as redis-server does; "user"
+// lines are checked as redis-server checks them and give the Server its
+// users; "rename-command", "loadmodule" and "sentinel" are refused, as
+// this server has no use for them yet.
 func ReadConfig(path string, args []string) (*Config, error) {
 	text := ""
 	if path != "" {
@@ -58,6 +65,9 @@ func ReadConfig(path string, args []string) (*Config, error) {
 	c := &Config{}
 	if err := c.load(text, 0); err != nil {
 		return nil, err
+	}
+	if c.usersErr != nil {
+		return nil, c.usersErr
 	}
 	return c, nil
 }
@@ -106,9 +116,15 @@ func (c *Config) load(text string, depth int) error {
 			}
 			continue
 		}
+		if name == "user" && len(args) >= 2 {
+			if reason := c.addUser(args); reason != "" {
+				return fail(reason)
+			}
+			continue
+		}
 		p := byName[name]
 		switch {
-		case p == nil && (name == "user" || name == "rename-command" || name == "loadmodule" || name == "sentinel"):
+		case p == nil && ( name == "rename-command" || name == "loadmodule" || name == "sentinel"):
 			return fail("'" + name + "' is not supported by this server")
 		case p == nil:
 			return fail("Bad directive or wrong number of arguments")
@@ -129,6 +145,36 @@ func (c *Config) load(text string, depth int) error {
 		c.values = append(c.values, v)
 	}
 	return nil
+}
+
+// addUser checks a "user" line as Redis's ACLAppendUserForLoading and
+// keeps it, or returns Redis's reason to refuse it. As Redis, the reason
+// names the line's argument at the index of the bad rule among the rules.
+func (c *Config) addUser(args []string) string {
+	name := args[1]
+	for _, u := range c.users {
+		if u[0] == name {
+			return fmt.Sprintf("Error in user declaration '%s': %s", args[1], errRuleDuplicateUser)
+		}
+	}
+	rules, bad, ok := mergeSelectorArgs(args[2:])
+	if !ok {
+		return fmt.Sprintf("Error in user declaration '%s': %s", args[bad], errRuleUnknownCommand)
+	}
+	a := newACLState("", false)
+	u := a.newUser(name)
+	for j, rule := range rules {
+		err := a.setUser(u, rule)
+		if err == errRuleUnknownCommand {
+			if c.usersErr == nil {
+				c.usersErr = fmt.Errorf("%w: Error loading ACL rule '%s' for the user named '%s': %s", ErrBadUsers, rule, name, err)
+			}
+		} else if err != nil {
+			return fmt.Sprintf("Error in user declaration '%s': %s", args[j], err)
+		}
+	}
+	c.users = append(c.users, append([]string{name}, rules...))
+	return ""
 }
 
 // openError is redis-server's report of a configuration file it cannot

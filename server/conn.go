@@ -105,6 +105,12 @@ type conn struct {
 	// caching: CLIENT CACHING was sent, for the command after it.
 	caching bool
 	inExec  bool            // EXEC is running the queued commands, which never block
+	// user is the ACL user the client runs as, owned by the loop, which
+	// sets it when it adds the client (nil before: default); authenticated says AUTH, or
+	// a default user without password at the start, let it in, as
+	// Redis's c->authenticated.
+	user          *aclUser
+	authenticated bool
 	pubCtx  context.Context // ctx, carrying batch to the subscribers a publish reaches, and waits
 	// waits holds the deliveries a publish left waiting for a Go
 	// subscriber under the Block policy; the loop parks the client while
@@ -120,7 +126,6 @@ type conn struct {
 	db        int
 	lastCmd   string
 	proto     int // 2 or 3
-	authed    bool
 	out       outQueue
 	softSince time.Time // since when the output has been over the soft limit
 	closing   bool      // no more output is accepted
@@ -194,7 +199,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 		id:     s.nextID.Add(1),
 		born:   time.Now(),
 		proto:  s.firstProtocol(),
-		authed: s.limits.Load().password == "",
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		raw:    rawConn(nc),
@@ -213,7 +217,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 		_ = fdOf.Control(func(fd uintptr) { c.fd = int(fd) })
 	}
 	c.dec = resp.NewDecoder(&s.readBuffers)
-	c.dec.Authenticated = c.authed
 	return c
 }
 

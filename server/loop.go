@@ -384,6 +384,7 @@ func (l *loop) handle(ev event) {
 // writes what the loop's attempts leave.
 func (l *loop) add(c *conn) {
 	c.added = true
+	c.startAs(l.srv.acl.def)
 	switch m, mem := c.nc.(*memServerEnd); {
 	case c.isKilled():
 		l.endInput(c)
@@ -659,6 +660,7 @@ func (l *loop) runCommands(c *conn) {
 		// CONFIG SET takes effect for the next command of every client.
 		lim := c.srv.limits.Load()
 		c.dec.MaxQueryBuffer, c.dec.MaxBulkLen = lim.maxQueryBuffer, lim.maxBulkLen
+		c.dec.Authenticated = !c.authRequired()
 		args, ok, err := c.dec.Next()
 		if err != nil {
 			l.badInput(c, err)

@@ -30,7 +30,11 @@ import (
 func (s *Server) Pipe() (net.Conn, error) {
 	s.mu.Lock()
 	s.init()
+	err := s.initErr
 	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	down := newStream()
 	client := &memClient{srv: s, in: down, change: make(chan struct{})}
 	c := s.accept(&memServerEnd{out: down, client: client})

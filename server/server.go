@@ -11,7 +11,6 @@ package server
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -54,8 +53,22 @@ type Server struct {
 	// nil, the Server makes one, and closes it on Close.
 	Broker *pubsub.Broker
 	// Password, if set, must be given with AUTH or HELLO before any
-	// command but AUTH, HELLO, QUIT and RESET.
+	// command but AUTH, HELLO, QUIT and RESET: it is the default user's
+	// password, as Redis's requirepass.
 	Password string
+	// Users are ACL users beside the default one, each a name followed by
+	// its rules as ACL SETUSER and redis.conf's "user" directive take
+	// them: "alice on >secret resetchannels &orders:* -@all +@pubsub". A
+	// user named "default" replaces the default user's rules (and
+	// Password). Rules Redis refuses make Serve fail with an error
+	// wrapping ErrBadUsers (CheckUsers checks them beforehand). The
+	// default (nil) is none: every client runs as the default user.
+	Users []string
+	// ACLFile is an ACL file, as redis-server's aclfile: its users are
+	// loaded at the start (Serve fails on a bad line, with Redis's
+	// report), ACL LOAD reads it again and ACL SAVE writes it. It cannot
+	// be used with Users, as in Redis. The default ("") is none.
+	ACLFile string
 	// MaxClients is the most connections served at once; 0 means
 	// DefaultMaxClients. Past it, a new client gets Redis's error and is
 	// disconnected.
@@ -131,6 +144,10 @@ type Server struct {
 	closedClients closedRing
 	statsBase     atomic.Pointer[pubsub.Stats] // the Broker's figures at CONFIG RESETSTAT
 	aclLog        aclLog                       // ACL LOG
+	// acl is the users, owned by the loop once init has built it;
+	// initErr is why it could not be, for Serve and Pipe to return.
+	acl     *aclState
+	initErr error
 	tableOnce     sync.Once
 	commands      *commandTable
 
@@ -163,15 +180,7 @@ type limits struct {
 	maxBulkLen     int64          // proto-max-bulk-len
 	output         [3]OutputLimit // by outputClass
 	idleTimeout    time.Duration
-	password       string   // "": none; CONFIG GET requirepass shows it, as Redis's does
-	passwordHash   [32]byte // its SHA-256, what AUTH compares
-}
-
-// setPassword sets the default user's password and the hash AUTH
-// compares with.
-func (l *limits) setPassword(p string) {
-	l.password = p
-	l.passwordHash = sha256.Sum256([]byte(p))
+	password       string // "": none; CONFIG GET requirepass shows it, as Redis's does
 }
 
 // outputClass is a client's class for its output limit, as in Redis.
@@ -190,7 +199,7 @@ func (s *Server) resolveLimits() *limits {
 		idleTimeout:    s.IdleTimeout,
 		maxBulkLen:     resp.MaxBulkLen,
 	}
-	l.setPassword(s.Password)
+	l.password = s.Password
 	if l.maxClients == 0 {
 		l.maxClients = DefaultMaxClients
 	}
@@ -223,6 +232,10 @@ func (s *Server) init() {
 	}
 	s.started = time.Now()
 	s.limits.Store(s.resolveLimits())
+	s.acl, s.initErr = s.buildACL(s.limits.Load())
+	if s.initErr != nil {
+		s.acl = newACLState("", false) // serves nothing: Serve and Pipe refuse
+	}
 	s.chunks.New = func() any { return new([outChunk]byte) }
 	s.readBuffers.New = func() any { return new(resp.ReadBuffer) }
 	s.loop = newLoop(s)
@@ -265,6 +278,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.mu.Lock()
 	s.init()
+	if s.initErr != nil {
+		s.mu.Unlock()
+		ln.Close()
+		return s.initErr
+	}
 	if s.closed {
 		s.mu.Unlock()
 		ln.Close()

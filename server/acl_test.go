@@ -1,0 +1,331 @@
+package server
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gopherpubsub/pubsub/internal/redistest"
+	"github.com/gopherpubsub/pubsub/internal/resp"
+)
+
+// canonRules sorts the single-command rules of an ACL description (an
+// ACL LIST line, or GETUSER's commands) as this server writes them:
+// redis-server writes them in its command table's hash order, which
+// changes every time it starts. The categories before them keep their
+// order, which is Redis's; a first argument (+select|0) keeps its place
+// after its command.
+func canonRules(s string) string {
+	parts := strings.Split(s, " (")
+	for i, part := range parts {
+		closing := i > 0 && strings.HasSuffix(part, ")")
+		part = strings.TrimSuffix(part, ")")
+		toks := strings.Split(part, " ")
+		first := slices.IndexFunc(toks, func(t string) bool {
+			return (t[0] == '+' || t[0] == '-') && !strings.HasPrefix(t[1:], "@")
+		})
+		if first >= 0 {
+			key := func(t string) (string, int, string) {
+				top, sub, ok := strings.Cut(t[1:], "|")
+				switch {
+				case !ok:
+					return top, 0, ""
+				case redisArities[top+"|help"] != 0: // a subcommand
+					return top, 1, sub
+				}
+				return top, 2, "" // a first argument: in the order given
+			}
+			slices.SortStableFunc(toks[first:], func(a, b string) int {
+				at, ak, as := key(a)
+				bt, bk, bs := key(b)
+				return cmp.Or(cmp.Compare(at, bt), cmp.Compare(ak, bk), cmp.Compare(as, bs))
+			})
+		}
+		parts[i] = strings.Join(toks, " ")
+		if closing {
+			parts[i] += ")"
+		}
+	}
+	return strings.Join(parts, " (")
+}
+
+// canonACL applies canonRules to ACL LIST's lines and to GETUSER's
+// commands, its selectors' included; and keeps of ACL LOG's entries what
+// does not depend on time or the connection.
+func canonACL(args []string, v resp.Value) resp.Value {
+	if len(args) < 2 || !strings.EqualFold(args[0], "acl") {
+		return v
+	}
+	switch lower(args[1]) {
+	case "list":
+		for i := range v.Elems {
+			v.Elems[i].Str = canonRules(v.Elems[i].Str)
+		}
+	case "getuser":
+		var walk func(v *resp.Value)
+		walk = func(v *resp.Value) {
+			for j := 0; j+1 < len(v.Elems); j += 2 {
+				switch v.Elems[j].Str {
+				case "commands":
+					v.Elems[j+1].Str = canonRules(v.Elems[j+1].Str)
+				case "selectors":
+					for k := range v.Elems[j+1].Elems {
+						walk(&v.Elems[j+1].Elems[k])
+					}
+				}
+			}
+		}
+		walk(&v)
+	case "log":
+		for i := range v.Elems {
+			e := &v.Elems[i]
+			for j := 0; j+1 < len(e.Elems); j += 2 {
+				switch e.Elems[j].Str {
+				case "age-seconds":
+					e.Elems[j+1] = resp.Value{Type: 'x'}
+				case "client-info":
+					var keep []string
+					for _, f := range strings.Fields(e.Elems[j+1].Str) {
+						if strings.HasPrefix(f, "cmd=") || strings.HasPrefix(f, "user=") {
+							keep = append(keep, f)
+						}
+					}
+					e.Elems[j+1].Str = strings.Join(keep, " ")
+				}
+			}
+		}
+	}
+	return v
+}
+
+func TestCanonRules(t *testing.T) {
+	assert.Equal(t, "-@all +@pubsub +client|id +client|setname -config +select|1 +select|0 (~x resetchannels -@all +get +ping)",
+		canonRules("-@all +@pubsub +select|1 +select|0 -config +client|setname +client|id (~x resetchannels -@all +ping +get)"))
+}
+
+// aclStep is one step of an ACL script: a command on a named connection,
+// or, with args nil, a check that the connection was closed (closed) or
+// a read of the next message pushed to it.
+type aclStep struct {
+	conn   string
+	args   []string
+	closed bool
+}
+
+func cmdStep(conn string, args ...string) aclStep { return aclStep{conn: conn, args: args} }
+
+// TestACLUsersAsRedis runs a script of ACL SETUSER, GETUSER, LIST, USERS,
+// DELUSER, DRYRUN, LOG, AUTH as users, their permissions on commands,
+// subcommands, first arguments and channels (NOPERM at the top level, in
+// MULTI and at EXEC), and disconnects (a deleted user's clients, a
+// subscriber whose channels are revoked) on redis-server and on this
+// server, in RESP2 and RESP3, and compares every reply.
+func TestACLUsersAsRedis(t *testing.T) {
+	hash := hashPassword("h1")
+	script := []aclStep{
+		cmdStep("admin", "ACL", "SETUSER", "alice", "on", ">alicepw", "resetchannels", "&orders:*", "-@all", "+@pubsub", "+ping", "+acl|whoami", "+multi", "+exec"),
+		cmdStep("admin", "ACL", "SETUSER", "bob", "on", "nopass", "allchannels", "+@all", "-publish", "-config|set"),
+		cmdStep("admin", "ACL", "SETUSER", "carol", "on", ">c1", ">c2", "<c1", "#"+hash, "!"+hash, "#"+hash),
+		cmdStep("admin", "ACL", "SETUSER", "dave", "on", "nopass", "resetchannels", "&news", "(+publish &alerts:*)", "(", "+subscribe", "&x", ")", "(+ping \"a)"),
+		cmdStep("admin", "ACL", "SETUSER", "erin", "on", "nopass", "%R~k1", "%W~k2", "~k3", "%RW~k4", "%W~k1", "%R", "resetchannels", "+@all", "-@dangerous", "+select|0", "+select|1", "-client", "+client|id", "+CLIENT|SetName", "-select", "+select|0"),
+		cmdStep("admin", "ACL", "SETUSER", "frank", "nocommands", "+@read", "-@write", "+@pubsub", "-subscribe", "+@hash", "-@stream"),
+		cmdStep("admin", "ACL", "SETUSER", "gina", "allcommands", "-@slow", "+info", "-@fast", "+ping", "sanitize-payload", "skip-sanitize-payload"),
+		cmdStep("admin", "ACL", "SETUSER", "hank", "off", "nopass", "+@all", "&*"),
+		cmdStep("admin", "ACL", "SETUSER", "ivy", "+@admin", "+@dangerous", "-@keyspace", "+@connection", "-acl", "+acl|whoami", "allkeys", "resetkeys", "~a*", "clearselectors", "(+get ~b)", "reset", "on", "(~c +set)"),
+		cmdStep("admin", "ACL", "LIST"),
+		cmdStep("admin", "ACL", "USERS"),
+		cmdStep("admin", "ACL", "GETUSER", "alice"),
+		cmdStep("admin", "ACL", "GETUSER", "dave"),
+		cmdStep("admin", "ACL", "GETUSER", "erin"),
+		cmdStep("admin", "ACL", "GETUSER", "frank"),
+		cmdStep("admin", "ACL", "GETUSER", "gina"),
+		cmdStep("admin", "ACL", "GETUSER", "ivy"),
+		cmdStep("admin", "ACL", "GETUSER", "Alice"),
+
+		// Rules refused: nothing changes.
+		cmdStep("admin", "ACL", "SETUSER", "alice", "off", "bogus"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "%"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "(+ping", "~a"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "on", "(+ping", "~a)", ")"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "+config|get|x"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "+select|"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "-select|0"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "+get|x|y"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "+get|x"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "+config|nosuch"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "#abc"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "#"+strings.ToUpper(hash)),
+		cmdStep("admin", "ACL", "SETUSER", "x", "<nope"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "!"+hash),
+		cmdStep("admin", "ACL", "SETUSER", "x", "+nosuch"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "+@nocat"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "+"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "-"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "+@"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "&*", "&x"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "~*", "~x"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "&a b"),
+		cmdStep("admin", "ACL", "SETUSER", "x", "%X~a"),
+		cmdStep("admin", "ACL", "SETUSER", "a b"),
+		cmdStep("admin", "ACL", "SETUSER", "x\x00y"),
+		cmdStep("admin", "ACL", "SETUSER"),
+		cmdStep("admin", "ACL", "DELUSER", "default"),
+		cmdStep("admin", "ACL", "DELUSER", "nobody", "default"),
+		cmdStep("admin", "ACL", "DELUSER"),
+		cmdStep("admin", "ACL", "USERS"),
+		cmdStep("admin", "ACL", "GETUSER", "alice"),
+
+		// Permissions.
+		cmdStep("a", "AUTH", "alice", "wrong"),
+		cmdStep("a", "AUTH", "alice", "alicepw"),
+		cmdStep("a", "ACL", "WHOAMI"),
+		cmdStep("a", "PUBLISH", "orders:1", "x"),
+		cmdStep("a", "PUBLISH", "other", "x"),
+		cmdStep("a", "SPUBLISH", "other", "x"),
+		cmdStep("a", "CONFIG", "GET", "port"),
+		cmdStep("a", "CLIENT", "ID"),
+		cmdStep("a", "GET", "k"),
+		cmdStep("a", "PUBSUB", "CHANNELS"),
+		cmdStep("a", "ACL", "LIST"),
+		cmdStep("a", "MULTI"),
+		cmdStep("a", "PUBLISH", "orders:2", "x"),
+		cmdStep("a", "PUBLISH", "other", "x"),
+		cmdStep("a", "EXEC"),
+		cmdStep("a", "MULTI"),
+		cmdStep("a", "PUBLISH", "orders:2", "x"),
+		cmdStep("admin", "ACL", "SETUSER", "alice", "-publish"),
+		cmdStep("a", "EXEC"),
+		cmdStep("a", "PUBLISH", "orders:2", "x"),
+		cmdStep("admin", "ACL", "SETUSER", "alice", "+publish"),
+		cmdStep("e", "AUTH", "erin", "any"),
+		cmdStep("e", "SELECT", "0"),
+		cmdStep("e", "SELECT", "2"),
+		cmdStep("e", "CLIENT", "SETNAME", "x"),
+		cmdStep("e", "CLIENT", "GETNAME"),
+		cmdStep("e", "CLIENT", "KILL", "USER", "nobody"),
+		cmdStep("e", "PUBLISH", "c", "m"),
+		cmdStep("d", "AUTH", "dave", "x"),
+		cmdStep("d", "PUBLISH", "alerts:1", "m"),
+		cmdStep("d", "PUBLISH", "news", "m"),
+		cmdStep("d", "PING"),
+		cmdStep("d", "PING", "x"),
+		cmdStep("h", "AUTH", "hank", "x"),
+		cmdStep("h", "HELLO", "3", "AUTH", "hank", "x"),
+		cmdStep("h", "AUTH", "nobody", "x"),
+		cmdStep("h", "AUTH", "carol", "c1"),
+		cmdStep("h", "AUTH", "carol", "c2"),
+		cmdStep("h", "ACL", "WHOAMI"),
+		cmdStep("admin", "ACL", "DRYRUN", "alice", "publish", "other", "x"),
+		cmdStep("admin", "ACL", "DRYRUN", "alice", "publish", "orders:1", "x"),
+		cmdStep("admin", "ACL", "DRYRUN", "alice", "config", "get", "port"),
+		cmdStep("admin", "ACL", "DRYRUN", "alice", "psubscribe", "orders:*"),
+		cmdStep("admin", "ACL", "DRYRUN", "alice", "psubscribe", "orders:1*"),
+		cmdStep("admin", "ACL", "DRYRUN", "alice", "subscribe", "orders:1", "other", "orders:2", "x"),
+		cmdStep("admin", "ACL", "DRYRUN", "alice", "auth", "x"),
+		cmdStep("admin", "ACL", "DRYRUN", "alice", "unsubscribe", "nope"),
+		cmdStep("admin", "ACL", "DRYRUN", "dave", "publish", "alerts:1", "x"),
+		cmdStep("admin", "ACL", "DRYRUN", "dave", "subscribe", "x", "news"),
+		cmdStep("admin", "ACL", "DRYRUN", "dave", "subscribe", "x", "alerts:1"),
+		cmdStep("admin", "ACL", "DRYRUN", "bob", "publish", "a", "x"),
+		cmdStep("admin", "ACL", "DRYRUN", "erin", "select", "1"),
+		cmdStep("admin", "ACL", "DRYRUN", "erin", "select", "3"),
+		cmdStep("admin", "ACL", "LOG", "20"),
+		cmdStep("admin", "ACL", "LOG", "RESET"),
+
+		// A deleted user's clients are disconnected; a subscriber whose
+		// channels are revoked too, not one whose channels stay.
+		cmdStep("b", "AUTH", "bob", "x"),
+		cmdStep("b", "PING"),
+		cmdStep("admin", "ACL", "DELUSER", "bob", "nobody"),
+		{conn: "b", closed: true},
+		cmdStep("s", "AUTH", "alice", "alicepw"),
+		cmdStep("s", "SUBSCRIBE", "orders:1"),
+		cmdStep("p", "AUTH", "alice", "alicepw"),
+		cmdStep("p", "PSUBSCRIBE", "orders:*"),
+		cmdStep("admin", "ACL", "SETUSER", "alice", "&orders:*", "&invoices:*"),
+		cmdStep("admin", "PUBLISH", "orders:1", "hi"),
+		{conn: "s"},
+		{conn: "p"},
+		cmdStep("admin", "ACL", "SETUSER", "alice", "resetchannels", "&orders:1", "&invoices:*"),
+		{conn: "p", closed: true},
+		cmdStep("admin", "PUBLISH", "orders:1", "again"),
+		{conn: "s"},
+		cmdStep("admin", "ACL", "SETUSER", "alice", "resetchannels"),
+		{conn: "s", closed: true},
+		cmdStep("admin", "CLIENT", "KILL", "USER", "nobody"),
+		cmdStep("admin", "CLIENT", "KILL", "USER", "dave"),
+		{conn: "d", closed: true},
+
+		// The default user: a password, then off, then back.
+		cmdStep("admin", "ACL", "SETUSER", "default", ">pw"),
+		cmdStep("n", "PING"),
+		cmdStep("n", "AUTH", "pw"),
+		cmdStep("n", "PING"),
+		cmdStep("admin", "ACL", "SETUSER", "default", "nopass", "off"),
+		cmdStep("o", "PING"),
+		cmdStep("o", "AUTH", "x"),
+		cmdStep("o", "AUTH", "default", "x"),
+		cmdStep("admin", "PING"),
+		cmdStep("admin", "ACL", "SETUSER", "default", "on"),
+		cmdStep("o", "PING"),
+		cmdStep("admin", "CONFIG", "SET", "requirepass", "rp"),
+		cmdStep("admin", "ACL", "GETUSER", "default"),
+		cmdStep("admin", "CONFIG", "SET", "requirepass", ""),
+		cmdStep("admin", "ACL", "LIST"),
+
+		// acl-pubsub-default decides a new user's channels, and reset's.
+		cmdStep("admin", "CONFIG", "SET", "acl-pubsub-default", "allchannels"),
+		cmdStep("admin", "ACL", "SETUSER", "jay", "on"),
+		cmdStep("admin", "ACL", "SETUSER", "jay", "(+ping)"),
+		cmdStep("admin", "ACL", "GETUSER", "jay"),
+		cmdStep("admin", "ACL", "SETUSER", "jay", "reset"),
+		cmdStep("admin", "CONFIG", "SET", "acl-pubsub-default", "resetchannels"),
+		cmdStep("admin", "ACL", "SETUSER", "kim"),
+		cmdStep("admin", "ACL", "LIST"),
+		cmdStep("admin", "ACL", "LOAD"),
+		cmdStep("admin", "ACL", "SAVE"),
+		cmdStep("admin", "ACL", "LOG"),
+	}
+	for _, proto := range []string{"2", "3"} {
+		theirAddr, ourAddr := redistest.Start(t), start(t, &Server{})
+		type pair struct{ theirs, ours *redistest.Conn }
+		conns := map[string]pair{}
+		conn := func(name string) pair {
+			p, ok := conns[name]
+			if !ok {
+				p = pair{redistest.Dial(t, theirAddr), redistest.Dial(t, ourAddr)}
+				if proto == "3" {
+					for _, c := range []*redistest.Conn{p.theirs, p.ours} {
+						c.Send("HELLO", "3")
+						_, _ = c.ReadErr() // a NOAUTH error while the default user needs a password
+					}
+				}
+				conns[name] = p
+			}
+			return p
+		}
+		for i, st := range script {
+			p := conn(st.conn)
+			switch {
+			case st.args != nil:
+				want, got := canonACL(st.args, p.theirs.Do(st.args...)), canonACL(st.args, p.ours.Do(st.args...))
+				require.Equal(t, want, got, "RESP%s step %d: %s %q", proto, i, st.conn, st.args)
+			case st.closed:
+				for _, c := range []*redistest.Conn{p.theirs, p.ours} {
+					_, err := c.ReadErr()
+					require.Error(t, err, "RESP%s step %d: %s closed", proto, i, st.conn)
+					require.NotErrorIs(t, err, os.ErrDeadlineExceeded, "RESP%s step %d: %s closed", proto, i, st.conn)
+				}
+				delete(conns, st.conn)
+			default:
+				want, got := p.theirs.Read(), p.ours.Read()
+				require.Equal(t, want, got, "RESP%s step %d: %s receives", proto, i, st.conn)
+			}
+		}
+	}
+}
