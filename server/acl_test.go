@@ -2,9 +2,9 @@ package server
 
 import (
 	"cmp"
+	"os"
 	"slices"
 	"strings"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"

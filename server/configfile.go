@@ -124,7 +124,7 @@ func (c *Config) load(text string, depth int) error {
 		}
 		p := byName[name]
 		switch {
-		case p == nil && ( name == "rename-command" || name == "loadmodule" || name == "sentinel"):
+		case p == nil && (name == "rename-command" || name == "loadmodule" || name == "sentinel"):
 			return fail("'" + name + "' is not supported by this server")
 		case p == nil:
 			return fail("Bad directive or wrong number of arguments")

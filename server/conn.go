@@ -104,14 +104,14 @@ type conn struct {
 	invalidateAfterReply bool
 	// caching: CLIENT CACHING was sent, for the command after it.
 	caching bool
-	inExec  bool            // EXEC is running the queued commands, which never block
+	inExec  bool // EXEC is running the queued commands, which never block
 	// user is the ACL user the client runs as, owned by the loop, which
 	// sets it when it adds the client (nil before: default); authenticated says AUTH, or
 	// a default user without password at the start, let it in, as
 	// Redis's c->authenticated.
 	user          *aclUser
 	authenticated bool
-	pubCtx  context.Context // ctx, carrying batch to the subscribers a publish reaches, and waits
+	pubCtx        context.Context // ctx, carrying batch to the subscribers a publish reaches, and waits
 	// waits holds the deliveries a publish left waiting for a Go
 	// subscriber under the Block policy; the loop parks the client while
 	// they finish.
@@ -194,14 +194,14 @@ func (c *conn) queueInMulti(args []string) {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
-		srv:    s,
-		nc:     nc,
-		id:     s.nextID.Add(1),
-		born:   time.Now(),
-		proto:  s.firstProtocol(),
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		raw:    rawConn(nc),
+		srv:   s,
+		nc:    nc,
+		id:    s.nextID.Add(1),
+		born:  time.Now(),
+		proto: s.firstProtocol(),
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+		raw:   rawConn(nc),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.pubCtx = blockwait.With(context.WithValue(c.ctx, batchKey{}, &c.batch), &c.waits)

@@ -146,10 +146,10 @@ type Server struct {
 	aclLog        aclLog                       // ACL LOG
 	// acl is the users, owned by the loop once init has built it;
 	// initErr is why it could not be, for Serve and Pipe to return.
-	acl     *aclState
-	initErr error
-	tableOnce     sync.Once
-	commands      *commandTable
+	acl       *aclState
+	initErr   error
+	tableOnce sync.Once
+	commands  *commandTable
 
 	mu sync.Mutex
 	// guards the fields below
