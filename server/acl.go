@@ -386,6 +386,8 @@ func (a *aclState) selectorFromOps(op string) (*aclSelector, error) {
 func (a *aclState) setSelector(s *aclSelector, op string) error {
 	t := aclTable()
 	switch {
+	case op == "": // only inside a selector: "('')"
+		return errRuleSyntax
 	case strings.EqualFold(op, "allkeys") || op == "~*":
 		s.flags |= selectorAllKeys
 		s.keys = nil
@@ -724,8 +726,8 @@ func mergeSelectorArgs(args []string) (merged []string, bad int, ok bool) {
 	open := -1
 	var sel string
 	for j, op := range args {
-		if open < 0 && strings.HasPrefix(op, "(") && !strings.HasSuffix(op, ")") {
-			sel, open = op, j
+		if strings.HasPrefix(op, "(") && !strings.HasSuffix(op, ")") {
+			sel, open = op, j // as Redis: one opened before is dropped
 			continue
 		}
 		if open >= 0 {

@@ -153,14 +153,18 @@ func (a *aclState) readFile(path string) (map[string]*aclUser, error) {
 			fmt.Fprintf(&errs, "%s:%d: Unmatched parenthesis in selector definition.", path, num)
 			continue
 		}
+		reported := false
 		for _, rule := range rules {
 			rule = strings.Trim(rule, "\t\r\n")
-			err := a.setUser(u, rule)
-			switch {
+			// Every unknown command is reported, as it says nothing
+			// secret; of the other errors only the first of the line, as
+			// it may explain the ones after it.
+			switch err := a.setUser(u, rule); {
 			case err == errRuleUnknownCommand:
 				fmt.Fprintf(&errs, "%s:%d: Error in applying operation '%s': %s. ", path, num, rule, err)
-			case err != nil:
+			case err != nil && !reported:
 				fmt.Fprintf(&errs, "%s:%d: %s. ", path, num, err)
+				reported = true
 			}
 		}
 	}

@@ -57,6 +57,12 @@ func TestConfigErrorsAsRedis(t *testing.T) {
 		{"\r\nTIMEOUT 10\r\nMaxClients -1\r\n", nil},
 		{"bind 127.0.0.1 ::1\nlatency-tracking-info-percentiles 50 abc\n", nil},
 		{"notify-keyspace-events KEx\nnotify-keyspace-events Z!\n", nil},
+		{"user alice on >pw bogus\n", nil},
+		{"user alice on (+ping\n", nil},
+		{"user alice\nuser alice on\n", nil},
+		{"user\n", nil},
+		{"user bob on &* &x\n", nil},
+		{"port 7201\n", []string{"--user", "carol", "#abc"}},
 	} {
 		file := filepath.Join(t.TempDir(), "redis.conf")
 		require.NoError(t, os.WriteFile(file, []byte(tc.file), 0o644))

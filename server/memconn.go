@@ -26,13 +26,15 @@ import (
 // Each direction holds pipeBuffer bytes before a write waits for the
 // other side, as a socket's buffer does; reads and writes keep their
 // deadlines. Pipe fails with ErrServerClosed once the Server is closed,
-// and counts against MaxClients as any connection.
+// or with the error Serve would return for its users, and counts against
+// MaxClients as any connection.
 func (s *Server) Pipe() (net.Conn, error) {
 	s.mu.Lock()
 	s.init()
 	err := s.initErr
 	s.mu.Unlock()
 	if err != nil {
+		_ = s.Close() // it can serve nothing: its loop ends
 		return nil, err
 	}
 	down := newStream()

@@ -270,7 +270,8 @@ func (s *Server) logger() *slog.Logger {
 // Serve accepts connections on ln and serves them in the Server's loop
 // until Close or Shutdown, then returns ErrServerClosed. Serve closes ln.
 // A Protocol other than 0, 2 or 3 is refused with an error wrapping
-// ErrBadConfig.
+// ErrBadConfig; Users or an ACL file Redis would refuse, with one
+// wrapping ErrBadUsers (and the Server is closed).
 func (s *Server) Serve(ln net.Listener) error {
 	if s.Protocol != 0 && s.Protocol != 2 && s.Protocol != 3 {
 		ln.Close()
@@ -278,10 +279,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.mu.Lock()
 	s.init()
-	if s.initErr != nil {
+	if err := s.initErr; err != nil {
 		s.mu.Unlock()
 		ln.Close()
-		return s.initErr
+		_ = s.Close() // it can serve nothing: its loop ends
+		return err
 	}
 	if s.closed {
 		s.mu.Unlock()

@@ -122,6 +122,34 @@ func ExampleWithPassword() {
 	// :0
 }
 
+// A service user that may only publish to orders:* gets Redis's NOPERM
+// error for any other channel, and for any command but the Pub/Sub ones.
+func ExampleWithUsers() {
+	srv, err := servertest.Start(servertest.WithUsers(
+		"orders-svc on >s3cret resetchannels &orders:* -@all +@pubsub"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+	nc, err := srv.Dial(context.Background(), "tcp", "")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	fmt.Fprint(nc, "AUTH orders-svc s3cret\r\nPUBLISH orders:42 placed\r\nPUBLISH payments:42 paid\r\nCLIENT ID\r\n")
+	for range 4 {
+		fmt.Println(readLine(r))
+	}
+	// Output:
+	// +OK
+	// :0
+	// -NOPERM this user has no permissions to access one of the channels used as arguments
+	// -NOPERM this user has no permissions to run the 'client|id' command
+}
+
 // A RESP2-only server refuses HELLO 3, as a server older than Redis 6
 // would not know it: clients that try RESP3 first fall back to RESP2.
 func ExampleWithProtocol() {

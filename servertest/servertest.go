@@ -32,6 +32,18 @@ func WithPassword(password string) Option {
 	return func(s *server.Server) { s.Password = password }
 }
 
+// WithUsers adds ACL users, each a name followed by its rules as ACL
+// SETUSER and redis.conf's "user" directive take them: with
+// "orders-svc on >secret resetchannels &orders:* -@all +@pubsub" the
+// client authenticated as orders-svc may publish and subscribe to
+// orders:* only, and gets Redis's NOPERM error elsewhere. Clients that do
+// not authenticate run as the default user (all permissions, unless a
+// "default ..." user or WithPassword says otherwise). Start and Run fail
+// on a rule Redis refuses. Default: none.
+func WithUsers(users ...string) Option {
+	return func(s *server.Server) { s.Users = append(s.Users, users...) }
+}
+
 // WithOutputLimits sets the client-output-buffer-limit of subscribed
 // clients (pubsub) and of the others (normal): a client whose unread
 // output passes a limit is disconnected, as in Redis. Default: Redis's,
@@ -90,6 +102,9 @@ func Start(opts ...Option) (*Server, error) {
 	}
 	if p := probe.Protocol; p != 0 && p != 2 && p != 3 {
 		return nil, fmt.Errorf("WithProtocol(%d): want 2 or 3", p)
+	}
+	if err := server.CheckUsers(probe.Users); err != nil {
+		return nil, fmt.Errorf("WithUsers: %w", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -148,3 +148,18 @@ func TestOptions(t *testing.T) {
 	_, err := servertest.Start(servertest.WithProtocol(4))
 	assert.ErrorContains(t, err, "WithProtocol(4)")
 }
+
+// WithUsers' users hold across Restart; a rule Redis refuses fails Start.
+func TestWithUsers(t *testing.T) {
+	srv := servertest.Run(t, servertest.WithUsers("svc on >pw resetchannels &orders:* -@all +@pubsub +ping"))
+	for range 2 {
+		c := redistest.Dial(t, srv.Addr())
+		assert.Equal(t, "PONG", c.Do("PING").Str, "the default user needs no password")
+		assert.Equal(t, "OK", c.Do("AUTH", "svc", "pw").Str)
+		assert.Equal(t, int64(0), c.Do("PUBLISH", "orders:1", "x").Int)
+		assert.Equal(t, "NOPERM this user has no permissions to access one of the channels used as arguments", c.Do("SUBSCRIBE", "orders:1", "other").Str)
+		srv.Restart()
+	}
+	_, err := servertest.Start(servertest.WithUsers("svc on bogus"))
+	assert.ErrorContains(t, err, "WithUsers: server: invalid ACL users: Error loading ACL rule 'bogus' for the user named 'svc': Syntax error")
+}
