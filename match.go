@@ -307,6 +307,32 @@ func Match(pattern, name string) bool {
 	return compilePattern(pattern).match(name)
 }
 
+// Pattern is a Redis glob pattern compiled once, for code that matches
+// many names against the same pattern ([Match] compiles it on each
+// call). A Pattern is immutable and safe for concurrent use; the zero
+// Pattern matches only the empty name, as the pattern "" does.
+type Pattern struct{ m *matcher }
+
+// CompilePattern compiles pattern for [Pattern.Match]; any string is a
+// pattern, as in Redis.
+func CompilePattern(pattern string) Pattern { return Pattern{compilePattern(pattern)} }
+
+// Match reports whether name matches the pattern, as [Match] does.
+func (p Pattern) Match(name string) bool {
+	if p.m == nil {
+		return name == ""
+	}
+	return p.m.match(name)
+}
+
+// String returns the pattern as written.
+func (p Pattern) String() string {
+	if p.m == nil {
+		return ""
+	}
+	return p.m.pattern
+}
+
 // MatchFold is [Match] in Redis's nocase mode, as CONFIG GET matches
 // parameter names: ASCII letters match either case. As in Redis, a letter
 // escaped inside a class, as in [\A], still matches its own case only.

@@ -525,3 +525,21 @@ func TestHugePatternCompilesWithoutBlockingPublish(t *testing.T) {
 	assert.Equal(t, 2, n, "both patterns match")
 	assert.Equal(t, huge, (<-s.Channel()).Pattern)
 }
+
+// A compiled Pattern matches as Match does, once compiled; the zero
+// Pattern is the pattern "".
+func TestCompiledPattern(t *testing.T) {
+	for _, tc := range matchCases {
+		p := CompilePattern(tc.pattern)
+		if got := p.Match(tc.channel); got != Match(tc.pattern, tc.channel) {
+			t.Errorf("CompilePattern(%q).Match(%q) = %v; Match says %v", tc.pattern, tc.channel, got, !got)
+		}
+		if p.String() != tc.pattern {
+			t.Errorf("String() = %q; want %q", p.String(), tc.pattern)
+		}
+	}
+	var zero Pattern
+	if !zero.Match("") || zero.Match("a") || zero.String() != "" {
+		t.Error("the zero Pattern is not the pattern \"\"")
+	}
+}

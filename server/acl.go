@@ -90,7 +90,7 @@ type aclSelector struct {
 	// is off (+select|0), by command id; nil when there are none.
 	firstArgs map[int][]string
 	keys      []keyPattern
-	channels  []string
+	channels  []pubsub.Pattern // compiled once: a publish checks them
 }
 
 type aclUser struct {
@@ -419,8 +419,8 @@ func (a *aclState) setSelector(s *aclSelector, op string) error {
 		if hasSpaces(op[1:]) {
 			return errRuleSyntax
 		}
-		if !slices.Contains(s.channels, op[1:]) {
-			s.channels = append(s.channels, op[1:])
+		if !slices.ContainsFunc(s.channels, func(p pubsub.Pattern) bool { return p.String() == op[1:] }) {
+			s.channels = append(s.channels, pubsub.CompilePattern(op[1:]))
 		}
 		s.flags &^= selectorAllChannels
 	case op[0] == '+' && !strings.HasPrefix(op, "+@"):
@@ -656,7 +656,7 @@ func (s *aclSelector) describe() string {
 	} else {
 		b.WriteString("resetchannels ")
 		for _, ch := range s.channels {
-			b.WriteString("&" + ch + " ")
+			b.WriteString("&" + ch.String() + " ")
 		}
 	}
 	b.WriteString(s.describeCommands())
@@ -693,7 +693,7 @@ func (s *aclSelector) channelsText() string {
 	}
 	parts := make([]string, len(s.channels))
 	for i, ch := range s.channels {
-		parts[i] = "&" + ch
+		parts[i] = "&" + ch.String()
 	}
 	return strings.Join(parts, " ")
 }
@@ -724,16 +724,19 @@ func (u *aclUser) describe() string {
 // open, with bad the index of the argument that opened it.
 func mergeSelectorArgs(args []string) (merged []string, bad int, ok bool) {
 	open := -1
-	var sel string
+	var sel strings.Builder // not +=: a selector spread over many arguments stays linear
 	for j, op := range args {
 		if strings.HasPrefix(op, "(") && !strings.HasSuffix(op, ")") {
-			sel, open = op, j // as Redis: one opened before is dropped
+			sel.Reset() // as Redis: one opened before is dropped
+			sel.WriteString(op)
+			open = j
 			continue
 		}
 		if open >= 0 {
-			sel += " " + op
+			sel.WriteByte(' ')
+			sel.WriteString(op)
 			if strings.HasSuffix(op, ")") {
-				merged = append(merged, sel)
+				merged = append(merged, sel.String())
 				open = -1
 			}
 			continue
@@ -794,9 +797,9 @@ func (s *aclSelector) checkCommand(cmd *aclCommand, noAuth bool, args []string) 
 // channelAllowed reports whether a channel (or, literal, a PSUBSCRIBE
 // pattern, which must be one of the list as written) is in a selector's
 // list.
-func channelAllowed(list []string, channel string, literal bool) bool {
+func channelAllowed(list []pubsub.Pattern, channel string, literal bool) bool {
 	for _, p := range list {
-		if (literal && p == channel) || (!literal && pubsub.Match(p, channel)) {
+		if (literal && p.String() == channel) || (!literal && p.Match(channel)) {
 			return true
 		}
 	}
@@ -831,8 +834,8 @@ func (u *aclUser) allowsAllChannels() bool {
 }
 
 // channelList is every channel pattern of u's selectors.
-func (u *aclUser) channelList() []string {
-	var all []string
+func (u *aclUser) channelList() []pubsub.Pattern {
+	var all []pubsub.Pattern
 	for _, s := range u.selectors {
 		all = append(all, s.channels...)
 	}

@@ -157,3 +157,29 @@ func BenchmarkOrderAcrossConnections(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPermissionCheck is the ACL check before each command: for the
+// default user (every command and channel), and for a user limited to
+// the Pub/Sub commands and two channel patterns, publishing to a channel
+// the second pattern allows.
+func BenchmarkPermissionCheck(b *testing.B) {
+	a := newACLState("", false)
+	limited := a.newUser("svc")
+	for _, rule := range []string{"on", "nopass", "resetchannels", "&payments:*", "&orders:*", "-@all", "+@pubsub"} {
+		if err := a.setUser(limited, rule); err != nil {
+			b.Fatal(err)
+		}
+	}
+	publish := aclTable().byName["publish"]
+	args := []string{"PUBLISH", "orders:42", "placed"}
+	for _, u := range []*aclUser{a.def, limited} {
+		b.Run("user="+u.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if d, _ := u.check(publish, false, args); d != aclOK {
+					b.Fatal(d)
+				}
+			}
+		})
+	}
+}

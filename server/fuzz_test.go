@@ -135,7 +135,10 @@ func FuzzACLRules(f *testing.F) {
 // splits differently.
 func describable(u *aclUser) bool {
 	for i, s := range u.selectors {
-		words := slices.Clone(s.channels)
+		var words []string
+		for _, ch := range s.channels {
+			words = append(words, ch.String())
+		}
 		for _, k := range s.keys {
 			words = append(words, k.pattern)
 		}
