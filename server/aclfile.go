@@ -17,22 +17,6 @@ import (
 // a rule Redis refuses, a user given twice, an ACL file with a bad line.
 var ErrBadUsers = errors.New("server: invalid ACL users")
 
-// CheckUsers checks users as the Server's Users field takes them, each a
-// user name followed by its rules ("alice on >secret &orders:* +@pubsub"),
-// and returns the first error Redis would give for them, wrapping
-// ErrBadUsers, or nil.
-func CheckUsers(users []string) error {
-	a := newACLState("", false)
-	lines := make([][]string, len(users))
-	for i, u := range users {
-		lines[i] = strings.Fields(u)
-		if len(lines[i]) == 0 {
-			return fmt.Errorf("%w: user %d is empty", ErrBadUsers, i+1)
-		}
-	}
-	return a.loadUsers(lines)
-}
-
 // loadUsers creates the users of "user" lines (name, rules...) as Redis's
 // ACLLoadConfiguredUsers: "default" is reset first; a rule refused stops
 // the load with Redis's log line.

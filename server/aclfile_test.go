@@ -102,7 +102,7 @@ func TestACLFileUnmatchedParenthesis(t *testing.T) {
 }
 
 // Serve refuses to start with users Redis would refuse, or with both
-// Users and an ACL file, and CheckUsers says why beforehand.
+// Users and an ACL file, and CheckConfig says why beforehand.
 func TestBadUsersStopServe(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.acl")
 	require.NoError(t, os.WriteFile(path, []byte("user a on bogus\n"), 0o644))
@@ -119,11 +119,9 @@ func TestBadUsersStopServe(t *testing.T) {
 		{&Server{ACLFile: path}, "Aborting Redis startup because of ACL errors: " + path + ":1: Syntax error. WARNING"},
 		{&Server{ACLFile: path + ".missing"}, "opening file '" + path + ".missing': No such file or directory"},
 	} {
-		if tc.srv.ACLFile == "" {
-			err := CheckUsers(tc.srv.Users)
-			require.ErrorIs(t, err, ErrBadUsers)
-			assert.Contains(t, err.Error(), tc.want)
-		}
+		err := tc.srv.CheckConfig()
+		require.ErrorIs(t, err, ErrBadUsers)
+		assert.Contains(t, err.Error(), tc.want)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		err = tc.srv.Serve(ln)
@@ -132,7 +130,7 @@ func TestBadUsersStopServe(t *testing.T) {
 		_, err = tc.srv.Pipe()
 		assert.ErrorIs(t, err, ErrBadUsers)
 	}
-	assert.NoError(t, CheckUsers([]string{"alice on >pw &orders:* +@pubsub", "default on nopass +@all"}))
+	assert.NoError(t, (&Server{Users: []string{"alice on >pw &orders:* +@pubsub", "default on nopass +@all"}}).CheckConfig())
 }
 
 // TestConfigUsersAsRedis starts both servers with users given as

@@ -61,7 +61,7 @@ type Server struct {
 	// them: "alice on >secret resetchannels &orders:* -@all +@pubsub". A
 	// user named "default" replaces the default user's rules (and
 	// Password). Rules Redis refuses make Serve fail with an error
-	// wrapping ErrBadUsers (CheckUsers checks them beforehand). The
+	// wrapping ErrBadUsers (CheckConfig checks them beforehand). The
 	// default (nil) is none: every client runs as the default user.
 	Users []string
 	// ACLFile is an ACL file, as redis-server's aclfile: its users are
@@ -267,6 +267,18 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
+// CheckConfig returns the error Serve would return for the Server's
+// settings (Protocol, Users, ACLFile and Config's users and aclfile,
+// reading the ACL file as Serve does), or nil, without serving anything:
+// for a program to refuse a bad configuration before it listens.
+func (s *Server) CheckConfig() error {
+	if s.Protocol != 0 && s.Protocol != 2 && s.Protocol != 3 {
+		return fmt.Errorf("%w: Protocol %d: want 0, 2 or 3", ErrBadConfig, s.Protocol)
+	}
+	_, err := s.buildACL(s.resolveLimits())
+	return err
+}
+
 // Serve accepts connections on ln and serves them in the Server's loop
 // until Close or Shutdown, then returns ErrServerClosed. Serve closes ln.
 // A Protocol other than 0, 2 or 3 is refused with an error wrapping
@@ -275,7 +287,7 @@ func (s *Server) logger() *slog.Logger {
 func (s *Server) Serve(ln net.Listener) error {
 	if s.Protocol != 0 && s.Protocol != 2 && s.Protocol != 3 {
 		ln.Close()
-		return fmt.Errorf("%w: Protocol %d: want 0, 2 or 3", ErrBadConfig, s.Protocol)
+		return s.CheckConfig()
 	}
 	s.mu.Lock()
 	s.init()

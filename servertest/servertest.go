@@ -103,8 +103,10 @@ func Start(opts ...Option) (*Server, error) {
 	if p := probe.Protocol; p != 0 && p != 2 && p != 3 {
 		return nil, fmt.Errorf("WithProtocol(%d): want 2 or 3", p)
 	}
-	if err := server.CheckUsers(probe.Users); err != nil {
-		return nil, fmt.Errorf("WithUsers: %w", err)
+	if len(probe.Users) > 0 {
+		if err := probe.CheckConfig(); err != nil {
+			return nil, fmt.Errorf("WithUsers: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

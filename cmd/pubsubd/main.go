@@ -136,6 +136,9 @@ func run(args []string) error {
 	if err := configure(srv, *timeout, *pubsubLimit, *normalLimit, *queryLimit); err != nil {
 		return err
 	}
+	if err := srv.CheckConfig(); err != nil { // users and the ACL file, before listening
+		return err
+	}
 
 	var listeners []net.Listener
 	closeAll := func() {

@@ -303,3 +303,55 @@ func TestConfigErrorAsRedisServer(t *testing.T) {
 		assert.Equal(t, theirOut.String(), ourOut.String(), "%v", args)
 	}
 }
+
+// TestUsersFromConfigAndACLFile: users declared in redis.conf get their
+// permissions; an ACL file given with --aclfile is loaded, saved and
+// reloaded; a bad ACL file stops pubsubd before it listens, with Redis's
+// report of the line.
+func TestUsersFromConfigAndACLFile(t *testing.T) {
+	bin := buildPubsubd(t)
+	dir := t.TempDir()
+	port := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	startd := func(args ...string) string {
+		p := port()
+		var log redistest.Output
+		srv := exec.Command(bin, append(args, "--port", p)...)
+		srv.Stdout, srv.Stderr = &log, &log
+		require.NoError(t, srv.Start())
+		t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+		addr := net.JoinHostPort("127.0.0.1", p)
+		waitListening(t, addr, &log)
+		return addr
+	}
+
+	conf := filepath.Join(dir, "redis.conf")
+	require.NoError(t, os.WriteFile(conf, []byte("user orders-svc on >s3cret resetchannels &orders:* -@all +@pubsub\n"), 0o644))
+	c := redistest.Dial(t, startd(conf))
+	assert.Equal(t, "OK", c.Do("AUTH", "orders-svc", "s3cret").Str)
+	assert.Equal(t, int64(0), c.Do("PUBLISH", "orders:1", "placed").Int)
+	assert.Equal(t, "NOPERM this user has no permissions to access one of the channels used as arguments", c.Do("PUBLISH", "payments:1", "x").Str)
+
+	acl := filepath.Join(dir, "users.acl")
+	require.NoError(t, os.WriteFile(acl, []byte("user default on nopass ~* &* +@all\nuser svc on >pw resetchannels &a -@all +publish\n"), 0o644))
+	c = redistest.Dial(t, startd("--aclfile", acl))
+	assert.Equal(t, acl, c.Do("CONFIG", "GET", "aclfile").Elems[1].Str)
+	assert.Equal(t, "OK", c.Do("ACL", "SETUSER", "late", "on", "nopass").Str)
+	assert.Equal(t, "OK", c.Do("ACL", "SAVE").Str)
+	saved, err := os.ReadFile(acl)
+	require.NoError(t, err)
+	assert.Contains(t, string(saved), "user late on nopass resetchannels -@all\n")
+	assert.Equal(t, "OK", c.Do("ACL", "LOAD").Str)
+	assert.Len(t, c.Do("ACL", "USERS").Elems, 3)
+
+	require.NoError(t, os.WriteFile(acl, []byte("user svc on bogus\n"), 0o644))
+	out, err := exec.Command(bin, "--aclfile", acl, "--port", port()).CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Contains(t, string(out), "Aborting Redis startup because of ACL errors: "+acl+":1: Syntax error.")
+	assert.NotContains(t, string(out), "ready to accept", "refused before it listens")
+}
