@@ -3,6 +3,7 @@ package server
 //go:generate go run ./internal/configgen -o config_params.go
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -43,7 +44,24 @@ type redisParam struct {
 	min, max    int64
 	alias       string // another name of the same parameter
 	multiArg    bool   // a configuration file may give it several arguments
+	rewrite     rewriteKind
+	// rewriteAlways: CONFIG REWRITE writes it even at its default value.
+	rewriteAlways bool
 }
+
+// rewriteKind is how CONFIG REWRITE writes a parameter, as redis-server
+// does (learned by configgen from its rewrites).
+type rewriteKind uint8
+
+const (
+	rewriteNone     rewriteKind = iota // not learned: left as it is in the file
+	rewritePlain                       // as CONFIG GET shows it
+	rewriteQuoted                      // quoted, as Redis's sdscatrepr
+	rewriteMemory                      // a size, in gb, mb or kb where it divides
+	rewriteNullable                    // quoted; left out when empty
+	rewriteSpecial                     // by its own rule (rewriteSpecialParam)
+	rewriteAlias                       // another name of a parameter: never rewritten
+)
 
 // storage is the name p's value is kept under, shared with its alias.
 func (p *redisParam) storage() string {
@@ -606,8 +624,24 @@ func cmdConfigResetStat(c *conn, w *resp.Writer, _ []string) {
 	w.Simple("OK")
 }
 
+// cmdConfigRewrite rewrites the configuration file the Server was given
+// (Config, from ReadConfig with a path) as Redis does: see
+// config_rewrite.go.
 func cmdConfigRewrite(c *conn, w *resp.Writer, _ []string) {
-	w.Error("ERR The server is running without a config file")
+	cfg := c.srv.Config
+	if cfg == nil || cfg.path == "" {
+		w.Error("ERR The server is running without a config file")
+		return
+	}
+	if err := c.rewriteConfig(cfg.path); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		w.Error("ERR Rewriting config file: " + cError(err))
+		return
+	}
+	w.Simple("OK")
 }
 
 func cmdConfigHelp(c *conn, w *resp.Writer, _ []string) {
@@ -620,7 +654,7 @@ func cmdConfigHelp(c *conn, w *resp.Writer, _ []string) {
 		"RESETSTAT",
 		"    Reset the figures INFO reports.",
 		"REWRITE",
-		"    Refused: this server has no configuration file.",
+		"    Write the parameters and users in force to the configuration file.",
 		"HELP",
 		"    Print this help.",
 	})

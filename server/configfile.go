@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/gopherpubsub/pubsub/internal/resp"
@@ -15,6 +16,7 @@ import (
 // Give it to a Server in its Config field. A Config is not changed once
 // read, so one may serve several Servers.
 type Config struct {
+	path   string // the file read, absolute, for CONFIG REWRITE; "" for none
 	params []*redisParam
 	values []string // parsed, as CONFIG GET shows them
 	saved  bool     // a save line was read: the next ones add to it
@@ -63,6 +65,11 @@ func ReadConfig(path string, args []string) (*Config, error) {
 		text += "\n" + opts
 	}
 	c := &Config{}
+	if path != "" {
+		if abs, err := filepath.Abs(path); err == nil {
+			c.path = abs
+		}
+	}
 	if err := c.load(text, 0); err != nil {
 		return nil, err
 	}

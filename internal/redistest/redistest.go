@@ -21,6 +21,20 @@ func Start(t testing.TB, extraArgs ...string) string {
 	return StartServer(t, extraArgs...).Addr
 }
 
+// StartWithConfig is Start with a configuration file, given to
+// redis-server first, as its command line wants it; Start's options
+// follow it and win over it.
+func StartWithConfig(t testing.TB, file string, extraArgs ...string) *Server {
+	t.Helper()
+	s := StartServer(t, extraArgs...)
+	s.Kill()
+	s.args = append([]string{file}, s.args...)
+	if err := s.run(); err != nil {
+		t.Fatalf("redis-server did not start with %s: %v", file, err)
+	}
+	return s
+}
+
 // Server is a redis-server process run by a test.
 type Server struct {
 	Addr string

@@ -72,7 +72,10 @@ func main() {
 	for i := range params {
 		params[i].multiArg = takesArgs(dir, params[i].name)
 	}
+	rewrites := rewriteProbe(dir, params)
 	for i := range params {
+		params[i].rewrite = rewrites[params[i].name]
+		params[i].rewriteAlways = rewrites[params[i].name+"/always"] != ""
 		if runtime[params[i].name] {
 			params[i].value = ""
 		}
@@ -95,6 +98,9 @@ type param struct {
 	min, max    string // bounds of an int or a memory value, as Redis writes them
 	alias       string // another name of the same parameter
 	multiArg    bool   // a configuration file may give it several arguments
+	rewrite     string // how CONFIG REWRITE writes it: "plain", "quoted", "memory", "nullable", "special", "alias"
+	// rewriteAlways: CONFIG REWRITE writes it even at its default value.
+	rewriteAlways bool
 }
 
 // takesArgs reports whether redis-server reads a configuration file line
@@ -253,10 +259,183 @@ func render(version string, params []param) []byte {
 		if p.multiArg {
 			b.WriteString(", multiArg: true")
 		}
+		if p.rewrite != "" {
+			fmt.Fprintf(&b, ", rewrite: rewrite%s", strings.ToUpper(p.rewrite[:1])+p.rewrite[1:])
+		}
+		if p.rewriteAlways {
+			b.WriteString(", rewriteAlways: true")
+		}
 		b.WriteString("},\n")
 	}
 	b.WriteString("}\n")
 	return []byte(b.String())
+}
+
+// rewriteProbe learns how CONFIG REWRITE writes each parameter: it
+// starts a redis-server with a configuration file giving every parameter
+// its value, its name in capitals, and has it rewrite the file. A line
+// still in capitals is one it does not rewrite (an alias); a line gone is
+// a string it leaves out when empty; the others show whether the value
+// is written as CONFIG GET shows it, quoted, or as a size in units.
+func rewriteProbe(dir string, params []param) map[string]string {
+	port, err := freePort()
+	if err != nil {
+		log.Fatal(err)
+	}
+	file := dir + "/rewrite.conf"
+	lines := map[string]string{}
+	used := map[string]string{} // the value each line gives
+	for _, p := range params {
+		v := p.value
+		switch {
+		case p.name == "port":
+			v = strconv.Itoa(port)
+		case p.name == "dir":
+			v = dir
+		case p.name == "bind":
+			v = "127.0.0.1"
+		case p.name == "daemonize":
+			v = "no"
+		}
+		used[p.name] = v
+		if p.multiArg && v != "" {
+			lines[p.name] = strings.ToUpper(p.name) + " " + v
+		} else {
+			lines[p.name] = strings.ToUpper(p.name) + " " + strconv.Quote(v)
+		}
+	}
+	for {
+		var b strings.Builder
+		for _, p := range params {
+			if l, ok := lines[p.name]; ok {
+				b.WriteString(l + "\n")
+			}
+		}
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			log.Fatal(err)
+		}
+		cmd := exec.Command("redis-server", file)
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		c, err := dial(fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil { // refused a line: leave it out and try again
+			cmd.Wait()
+			m := regexp.MustCompile(`>>> '(\S+)`).FindStringSubmatch(out.String())
+			if m == nil {
+				log.Fatalf("rewrite probe: %v\n%s", err, out)
+			}
+			log.Printf("rewrite probe: redis-server refuses %s at its value; not probed", m[1])
+			delete(lines, strings.ToLower(m[1]))
+			continue
+		}
+		if r := c.do("CONFIG", "REWRITE"); r.Str != "OK" {
+			log.Fatalf("CONFIG REWRITE: %s", r.Str)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		break
+	}
+	text, err := os.ReadFile(file)
+	if err != nil {
+		log.Fatal(err)
+	}
+	written := map[string]string{}
+	for _, l := range strings.Split(string(text), "\n") {
+		name, _, _ := strings.Cut(l, " ")
+		if name != "" && name[0] != '#' {
+			written[strings.ToLower(name)] = l
+			if name != strings.ToLower(name) {
+				written[strings.ToLower(name)] = "ALIAS"
+			}
+		}
+	}
+	kinds := map[string]string{}
+	for _, name := range writtenAtDefault(dir) {
+		kinds[name+"/always"] = "yes"
+	}
+	for _, p := range params {
+		if _, probed := lines[p.name]; !probed {
+			continue
+		}
+		l, ok := written[p.name]
+		v := used[p.name]
+		switch {
+		case l == "ALIAS" || (!ok && p.alias != "" && (v != "" || strings.Contains(p.name, "slave"))):
+			// an alias's line is rewritten under the name it stands for
+			kinds[p.name] = "alias"
+		case !ok && v == "":
+			kinds[p.name] = "nullable"
+		case !ok:
+			log.Fatalf("rewrite probe: %s left out at %q", p.name, v)
+		case p.kind == "memory" && l == p.name+" "+formatMemory(v): // 0 and odd sizes look plain
+			kinds[p.name] = "memory"
+		case l == p.name+" "+v && !strings.HasPrefix(v, `"`):
+			kinds[p.name] = "plain"
+		case l == p.name+" "+strconv.Quote(v):
+			kinds[p.name] = "quoted"
+		default:
+			kinds[p.name] = "special"
+		}
+	}
+	return kinds
+}
+
+// writtenAtDefault returns the parameters CONFIG REWRITE writes into an
+// empty file on a server started with none but its port: those it writes
+// whatever their value.
+func writtenAtDefault(dir string) []string {
+	port, err := freePort()
+	if err != nil {
+		log.Fatal(err)
+	}
+	file := dir + "/empty.conf"
+	if err := os.WriteFile(file, []byte("port "+strconv.Itoa(port)+"\n"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	cmd := exec.Command("redis-server", file)
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c, err := dial(fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if r := c.do("CONFIG", "REWRITE"); r.Str != "OK" {
+		log.Fatalf("CONFIG REWRITE: %s", r.Str)
+	}
+	text, err := os.ReadFile(file)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(text), "\n") {
+		if name, _, _ := strings.Cut(l, " "); name != "" && name[0] != '#' && name != "port" && name != "user" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// formatMemory is a size as CONFIG REWRITE writes it: in gb, mb or kb
+// where it divides.
+func formatMemory(v string) string {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n == 0 {
+		return v
+	}
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}} {
+		if n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.unit
+		}
+	}
+	return v
 }
 
 type conn struct {
