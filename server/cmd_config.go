@@ -3,6 +3,7 @@ package server
 //go:generate go run ./internal/configgen -o config_params.go
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -241,15 +242,44 @@ func cmdConfigSet(c *conn, w *resp.Writer, args []string) {
 		}
 		values[i] = v
 	}
-	// Redis turns TLS on when one of these asks for it, and fails without
-	// certificates; there is no TLS here either.
+	// A change of a tls-* parameter makes the TLS configuration anew
+	// where TLS is served from them (or replication or cluster TLS asks
+	// for it), as Redis's applyTlsCfg: if it cannot be made, nothing
+	// changes. The TLS port is the listener's, which CONFIG SET cannot
+	// open here.
+	var tlsConfig *tls.Config
 	for i, p := range params {
-		if (p.name == "tls-port" && values[i] != "0") || ((p.name == "tls-replication" || p.name == "tls-cluster") && values[i] == "yes") {
+		if !strings.HasPrefix(p.name, "tls-") {
+			continue
+		}
+		if p.name == "tls-port" && values[i] != c.paramValue(p) {
 			failed(p, "Unable to update TLS configuration. Check server logs.")
 			return
 		}
+		get := func(name string) string {
+			for j, q := range params {
+				if q.name == name || q.alias == name {
+					return values[j]
+				}
+			}
+			return c.srv.configValue(name)
+		}
+		if c.srv.tlsLive.Load() == nil && get("tls-replication") != "yes" && get("tls-cluster") != "yes" {
+			break
+		}
+		cfg, err := tlsFromParams(get)
+		if err != nil {
+			c.srv.logger().Warn("CONFIG SET: TLS configuration", "err", err)
+			failed(p, "Unable to update TLS configuration. Check server logs.")
+			return
+		}
+		tlsConfig = cfg
+		break
 	}
 	c.srv.applyConfig(params, values)
+	if tlsConfig != nil && c.srv.tlsLive.Load() != nil {
+		c.srv.tlsLive.Store(tlsConfig) // for the handshakes from now on
+	}
 	w.Simple("OK")
 }
 

@@ -146,8 +146,12 @@ type Server struct {
 	aclLog        aclLog                       // ACL LOG
 	// acl is the users, owned by the loop once init has built it;
 	// initErr is why it could not be, for Serve and Pipe to return.
-	acl       *aclState
-	initErr   error
+	acl     *aclState
+	initErr error
+	// tlsLive is the TLS configuration made of the tls-* parameters, for
+	// ServeTLS(ln, nil); CONFIG SET replaces it. nil: TLS is not served
+	// from the parameters.
+	tlsLive   atomic.Pointer[tls.Config]
 	tableOnce sync.Once
 	commands  *commandTable
 
@@ -269,14 +273,23 @@ func (s *Server) logger() *slog.Logger {
 
 // CheckConfig returns the error Serve would return for the Server's
 // settings (Protocol, Users, ACLFile and Config's users and aclfile,
-// reading the ACL file as Serve does), or nil, without serving anything:
-// for a program to refuse a bad configuration before it listens.
+// reading the ACL file as Serve does), and, if Config gives a tls-port,
+// the error ServeTLS(ln, nil) would return for its tls-* parameters, or
+// nil, without serving anything: for a program to refuse a bad
+// configuration before it listens.
 func (s *Server) CheckConfig() error {
 	if s.Protocol != 0 && s.Protocol != 2 && s.Protocol != 3 {
 		return fmt.Errorf("%w: Protocol %d: want 0, 2 or 3", ErrBadConfig, s.Protocol)
 	}
-	_, err := s.buildACL(s.resolveLimits())
-	return err
+	if _, err := s.buildACL(s.resolveLimits()); err != nil {
+		return err
+	}
+	if port := s.configValue("tls-port"); port != "" && port != "0" {
+		if _, err := tlsFromParams(s.configValue); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadConfig, err)
+		}
+	}
+	return nil
 }
 
 // Serve accepts connections on ln and serves them in the Server's loop
@@ -324,11 +337,29 @@ func (s *Server) Serve(ln net.Listener) error {
 // ServeTLS serves clients that speak TLS on ln, as Serve does, with
 // config (which needs at least one certificate, or GetCertificate; set
 // ClientAuth and ClientCAs to ask clients for theirs, as Redis's
-// tls-auth-clients does). Each client is read by a goroutine of its own,
-// which makes the handshake within TLSHandshakeTimeout; its commands run
-// in the loop in arrival order, as every other client's.
+// tls-auth-clients does). With config nil, the configuration is made of
+// the Server's tls-* parameters (its Config, then CONFIG SET) as
+// redis-server makes it: tls-cert-file, tls-key-file (tls-key-file-pass
+// for an encrypted key), tls-ca-cert-file, tls-ca-cert-dir,
+// tls-auth-clients, tls-protocols, tls-ciphers, tls-session-caching; a
+// CONFIG SET of one of them makes it anew for the handshakes that
+// follow, as Redis reloads its TLS context. Each client is read by a
+// goroutine of its own, which makes the handshake within
+// TLSHandshakeTimeout; its commands run in the loop in arrival order, as
+// every other client's.
 func (s *Server) ServeTLS(ln net.Listener, config *tls.Config) error {
-	if config == nil || (len(config.Certificates) == 0 && config.GetCertificate == nil && config.GetConfigForClient == nil) {
+	if config == nil {
+		own, err := tlsFromParams(s.configValue)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("%w: %v", ErrBadConfig, err)
+		}
+		s.tlsLive.Store(own)
+		config = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return s.tlsLive.Load(), nil
+		}}
+	}
+	if len(config.Certificates) == 0 && config.GetCertificate == nil && config.GetConfigForClient == nil {
 		ln.Close()
 		return fmt.Errorf("%w: ServeTLS needs a tls.Config with a certificate", ErrBadConfig)
 	}

@@ -139,3 +139,132 @@ func TestServeTLSWithoutCertificate(t *testing.T) {
 	require.NoError(t, err)
 	assert.ErrorIs(t, (&Server{}).ServeTLS(ln, &tls.Config{}), ErrBadConfig)
 }
+
+// serveTLSFromParams serves srv over TLS on a free port with the
+// configuration made of its tls-* parameters (ServeTLS(ln, nil)), and over
+// plain TCP; it returns both addresses.
+func serveTLSFromParams(t *testing.T, srv *Server) (tlsAddr, plainAddr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, nil) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("ServeTLS returned %v; want ErrServerClosed", err)
+		}
+	})
+	return ln.Addr().String(), start(t, srv)
+}
+
+// TestTLSParamsAsRedis starts redis-server and this server with the same
+// tls-* parameters and compares CONFIG SET of each with good and bad
+// values (a missing certificate, an unknown cipher, an encrypted key
+// without and with its password), then checks a client still completes
+// a handshake with each, as Redis keeps the configuration in force when a
+// change fails.
+func TestTLSParamsAsRedis(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	pair := ca.Server()
+	encrypted := pair.EncryptedKeyFile(t, "s3cret")
+	port, err := freeTCPPort()
+	require.NoError(t, err)
+	args := []string{"--tls-port", strconv.Itoa(port), "--tls-cert-file", pair.CertFile, "--tls-key-file", pair.KeyFile, "--tls-ca-cert-file", ca.CertFile}
+	their := redistest.StartServer(t, args...)
+	theirTLS := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cfg, err := ReadConfig("", args)
+	require.NoError(t, err)
+	ourTLS, ourPlain := serveTLSFromParams(t, &Server{Config: cfg})
+	theirs, ours := redistest.Dial(t, their.Addr), redistest.Dial(t, ourPlain)
+	handshake := func(addr string) error {
+		tc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{ca.Client().TLS}, ServerName: "localhost"})
+		if err != nil {
+			return err
+		}
+		defer tc.Close()
+		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := tc.Write([]byte("PING\r\n")); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(tc).ReadString('\n')
+		if err == nil && line != "+PONG\r\n" {
+			err = errors.New("replied " + line)
+		}
+		return err
+	}
+	for _, cmd := range [][]string{
+		{"CONFIG", "SET", "tls-cert-file", "/nonexistent"},
+		{"CONFIG", "GET", "tls-cert-file"},
+		{"CONFIG", "SET", "tls-ciphers", "BOGUS"},
+		{"CONFIG", "SET", "tls-ciphers", "HIGH:!aNULL:!MD5"},
+		{"CONFIG", "SET", "tls-ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"},
+		{"CONFIG", "SET", "tls-ciphersuites", "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"},
+		{"CONFIG", "SET", "tls-ciphersuites", "TLS_BOGUS"},
+		{"CONFIG", "SET", "tls-protocols", "TLSv9"},
+		{"CONFIG", "SET", "tls-protocols", "TLSv1.2 TLSv1.3"},
+		{"CONFIG", "SET", "tls-auth-clients", "maybe"},
+		{"CONFIG", "SET", "tls-dh-params-file", "/nonexistent"},
+		{"CONFIG", "SET", "tls-key-file", encrypted},
+		{"CONFIG", "SET", "tls-key-file", encrypted, "tls-key-file-pass", "wrong"},
+		{"CONFIG", "SET", "tls-key-file", encrypted, "tls-key-file-pass", "s3cret"},
+		{"CONFIG", "GET", "tls-key-file-pass"},
+		{"CONFIG", "SET", "tls-session-caching", "no"},
+		{"CONFIG", "SET", "tls-prefer-server-ciphers", "yes"},
+		{"CONFIG", "SET", "tls-session-cache-timeout", "60"},
+	} {
+		require.Equal(t, theirs.Do(cmd...), ours.Do(cmd...), "%q", cmd)
+		require.NoError(t, handshake(theirTLS), "redis-server after %q", cmd)
+		require.NoError(t, handshake(ourTLS), "after %q", cmd)
+	}
+}
+
+// freeTCPPort returns a loopback port free now.
+func freeTCPPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// CONFIG SET tls-cert-file (and its key) changes the certificate the next
+// handshakes get, without a restart: certificates can be rotated.
+func TestTLSConfigSetRotatesTheCertificate(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	first, second := ca.Server(), ca.Server()
+	cfg, err := ReadConfig("", []string{"--tls-cert-file", first.CertFile, "--tls-key-file", first.KeyFile, "--tls-auth-clients", "no"})
+	require.NoError(t, err)
+	tlsAddr, plainAddr := serveTLSFromParams(t, &Server{Config: cfg})
+	served := func() []byte {
+		tc, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: ca.Pool, ServerName: "localhost"})
+		require.NoError(t, err)
+		defer tc.Close()
+		return tc.ConnectionState().PeerCertificates[0].Raw
+	}
+	assert.Equal(t, first.TLS.Certificate[0], served())
+	c := redistest.Dial(t, plainAddr)
+	require.Equal(t, "OK", c.Do("CONFIG", "SET", "tls-cert-file", second.CertFile, "tls-key-file", second.KeyFile).Str)
+	assert.Equal(t, second.TLS.Certificate[0], served())
+	// A key that does not go with the certificate changes nothing.
+	require.Equal(t, "ERR CONFIG SET failed (possibly related to argument 'tls-key-file') - Unable to update TLS configuration. Check server logs.",
+		c.Do("CONFIG", "SET", "tls-key-file", first.KeyFile).Str)
+	assert.Equal(t, second.TLS.Certificate[0], served())
+	assert.Equal(t, second.KeyFile, c.Do("CONFIG", "GET", "tls-key-file").Elems[1].Str)
+}
+
+// ServeTLS(ln, nil) with tls-* parameters that make no configuration
+// fails with ErrBadConfig, as CheckConfig says beforehand.
+func TestServeTLSFromBadParams(t *testing.T) {
+	cfg, err := ReadConfig("", []string{"--tls-port", "1", "--tls-cert-file", "/nonexistent", "--tls-key-file", "/nonexistent"})
+	require.NoError(t, err)
+	srv := &Server{Config: cfg}
+	require.ErrorIs(t, srv.CheckConfig(), ErrBadConfig)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	err = srv.ServeTLS(ln, nil)
+	require.ErrorIs(t, err, ErrBadConfig)
+	assert.Contains(t, err.Error(), "tls-cert-file")
+	_ = srv.Close()
+}

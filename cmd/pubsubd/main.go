@@ -41,6 +41,8 @@
 //	                       whether clients must show a certificate (default yes)
 //	-tls-protocols "TLSv1.2 TLSv1.3"
 //	                       the TLS versions accepted (default both)
+//	-tls-key-file-pass p   the password of an encrypted tls-key-file
+//	-tls-ciphers list      TLS 1.2 cipher suites, by OpenSSL's names
 //	-tls-session-caching yes|no
 //	                       resumable sessions (default yes)
 //	-monitor addr          serve the monitoring endpoints over HTTP on addr,
@@ -128,15 +130,11 @@ func run(args []string) error {
 		*shutdownTimeout = time.Duration(secs) * time.Second
 	}
 	tlsFlags.from(cfg)
-	tlsConfig, err := tlsFlags.config()
-	if err != nil {
-		return err
-	}
 	srv := &server.Server{Password: *password, MaxClients: *maxClients, Config: cfg, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	if err := configure(srv, *timeout, *pubsubLimit, *normalLimit, *queryLimit); err != nil {
 		return err
 	}
-	if err := srv.CheckConfig(); err != nil { // users and the ACL file, before listening
+	if err := srv.CheckConfig(); err != nil { // users, the ACL file and TLS, before listening
 		return err
 	}
 
@@ -183,7 +181,7 @@ func run(args []string) error {
 	}
 	if ln := listeners[1]; ln != nil {
 		serving++
-		go func() { served <- srv.ServeTLS(ln, tlsConfig) }()
+		go func() { served <- srv.ServeTLS(ln, nil) }() // from the tls-* directives
 		srv.Logger.Info("pubsubd ready to accept TLS connections", "addr", ln.Addr().String())
 	}
 	if mon != nil {

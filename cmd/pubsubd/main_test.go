@@ -211,7 +211,7 @@ func TestTLSFlagsAreChecked(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-tls-port", "1"}, "-tls-port needs -tls-cert-file and -tls-key-file"},
+		{[]string{"-tls-port", "1"}, "TLS needs tls-cert-file and tls-key-file"},
 		{[]string{"-tls-port", "1", "-tls-cert-file", pair.CertFile, "-tls-key-file", pair.KeyFile}, "either tls-ca-cert-file or tls-ca-cert-dir must be specified"},
 		{[]string{"-tls-port", "1", "-tls-cert-file", pair.CertFile, "-tls-key-file", pair.KeyFile, "-tls-auth-clients", "no", "-tls-protocols", "SSLv3"}, `unknown protocol "SSLv3"`},
 		{[]string{"-tls-port", "1", "-tls-cert-file", pair.KeyFile, "-tls-key-file", pair.KeyFile, "-tls-auth-clients", "no"}, "tls-cert-file, tls-key-file"},

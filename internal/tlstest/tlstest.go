@@ -4,12 +4,18 @@
 package tlstest
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -124,4 +130,56 @@ func writePEM(t testing.TB, name, kind string, der []byte) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// EncryptedKeyFile writes the pair's key as OpenSSL 3 writes an encrypted
+// one (openssl pkcs8 -topk8 -v2 aes-256-cbc): PKCS #8 with PBES2, PBKDF2
+// with HMAC-SHA256 and AES-256-CBC, under pass; for tls-key-file-pass.
+func (p Pair) EncryptedKeyFile(t testing.TB, pass string) string {
+	t.Helper()
+	plain, err := x509.MarshalPKCS8PrivateKey(p.TLS.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt, iv := make([]byte, 16), make([]byte, aes.BlockSize)
+	_, _ = rand.Read(salt)
+	_, _ = rand.Read(iv)
+	const iterations = 2048
+	key, err := pbkdf2.Key(sha256.New, pass, salt, iterations, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := aes.BlockSize - len(plain)%aes.BlockSize
+	data := append(plain, bytes.Repeat([]byte{byte(pad)}, pad)...)
+	block, _ := aes.NewCipher(key)
+	cipher.NewCBCEncrypter(block, iv).CryptBlocks(data, data)
+	type algorithm struct {
+		Algorithm  asn1.ObjectIdentifier
+		Parameters asn1.RawValue `asn1:"optional"`
+	}
+	raw := func(v any) asn1.RawValue {
+		b, err := asn1.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return asn1.RawValue{FullBytes: b}
+	}
+	kdf := raw(struct {
+		Salt       []byte
+		Iterations int
+		KeyLength  int
+		PRF        algorithm
+	}{salt, iterations, 32, algorithm{asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}, asn1.NullRawValue}})
+	pbes2 := raw(struct{ KDF, Cipher algorithm }{
+		algorithm{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}, kdf},
+		algorithm{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}, raw(iv)},
+	})
+	der, err := asn1.Marshal(struct {
+		Algorithm algorithm
+		Data      []byte
+	}{algorithm{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}, pbes2}, data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writePEM(t, "encrypted.key", "ENCRYPTED PRIVATE KEY", der)
 }
