@@ -113,7 +113,7 @@ func cmdACLDryrun(c *conn, w *resp.Writer, args []string) {
 		return
 	}
 	cmd := args[3:]
-	name := lower(cmd[0])
+	name := c.srv.table().own(cmd[0]) // as Redis, by the name rename-command gave it
 	arity, ok := redisArities[name]
 	if ok && len(cmd) > 1 {
 		if sub, isSub := redisArities[name+"|"+lower(cmd[1])]; isSub {

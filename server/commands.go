@@ -57,6 +57,26 @@ type command struct {
 type commandTable struct {
 	cmds      map[string]*command
 	redisKnow map[string]bool // Redis command name -> is a container
+	// renamedFrom maps a name rename-command gave a command this server
+	// does not serve to the command's own.
+	renamedFrom map[string]string
+}
+
+// own returns the name a command is known by to Redis's tables (its own,
+// whatever rename-command made of it), or "" if there is no such command
+// under name now.
+func (t *commandTable) own(name string) string {
+	if cmd := findFold(t.cmds, name); cmd != nil {
+		return cmd.name
+	}
+	name = lower(name)
+	if from, ok := t.renamedFrom[name]; ok {
+		return from
+	}
+	if _, ok := t.redisKnow[name]; ok {
+		return name
+	}
+	return ""
 }
 
 func (t *commandTable) register(c *command) {
@@ -309,6 +329,53 @@ func sanitize(s string) string {
 }
 
 func (s *Server) table() *commandTable {
-	s.tableOnce.Do(func() { s.commands = newCommandTable() })
+	s.tableOnce.Do(func() {
+		t := newCommandTable()
+		if s.Config != nil {
+			for _, r := range s.Config.renames {
+				t.rename(r[0], r[1]) // checked when the configuration was read
+			}
+		}
+		s.commands = t
+	})
 	return s.commands
+}
+
+// rename is redis.conf's rename-command: the command is known by its new
+// name only (none if to is empty); ACL rules, CLIENT LIST and the
+// statistics still name it by its own. It returns Redis's reason to
+// refuse it, or "".
+func (t *commandTable) rename(from, to string) string {
+	from, to = lower(from), lower(to)
+	cmd, served := t.cmds[from]
+	isContainer, known := t.redisKnow[from]
+	if !served && !known {
+		return "No such command in rename-command"
+	}
+	delete(t.cmds, from)
+	delete(t.redisKnow, from)
+	if to == "" {
+		return ""
+	}
+	if _, taken := t.cmds[to]; taken {
+		return "Target command name already exists"
+	}
+	if _, taken := t.redisKnow[to]; taken {
+		return "Target command name already exists"
+	}
+	if served {
+		t.cmds[to] = cmd
+	} else {
+		t.redisKnow[to] = isContainer
+		if t.renamedFrom == nil {
+			t.renamedFrom = map[string]string{}
+		}
+		own := from
+		if o, ok := t.renamedFrom[from]; ok {
+			own = o
+			delete(t.renamedFrom, from)
+		}
+		t.renamedFrom[to] = own
+	}
+	return ""
 }

@@ -26,6 +26,10 @@ type Config struct {
 	// usersErr is a user's rule naming a command or category Redis does
 	// not have: Redis reports it after the whole configuration is read.
 	usersErr error
+	// renames are the rename-command lines (from, to), in order;
+	// commands is the table they were checked against.
+	renames  [][2]string
+	commands *commandTable
 }
 
 // ConfigError is a line redis-server would refuse to start with. Its
@@ -50,8 +54,9 @@ func (e *ConfigError) Error() string {
 // an include that cannot be read, with the error redis-server gives.
 // "include" reads another file in place, as redis-server does; "user"
 // lines are checked as redis-server checks them and give the Server its
-// users; "rename-command", "loadmodule" and "sentinel" are refused, as
-// this server has no use for them yet.
+// users; "rename-command" renames a command (or, to "", removes it) for
+// the Server, as Redis does; "loadmodule" and "sentinel" are refused, as
+// this server has no use for them.
 func ReadConfig(path string, args []string) (*Config, error) {
 	text := ""
 	if path != "" {
@@ -129,9 +134,19 @@ func (c *Config) load(text string, depth int) error {
 			}
 			continue
 		}
+		if name == "rename-command" && len(args) == 3 {
+			if c.commands == nil {
+				c.commands = newCommandTable()
+			}
+			if reason := c.commands.rename(args[1], args[2]); reason != "" {
+				return fail(reason)
+			}
+			c.renames = append(c.renames, [2]string{args[1], args[2]})
+			continue
+		}
 		p := byName[name]
 		switch {
-		case p == nil && (name == "rename-command" || name == "loadmodule" || name == "sentinel"):
+		case p == nil && (name == "loadmodule" || name == "sentinel"):
 			return fail("'" + name + "' is not supported by this server")
 		case p == nil:
 			return fail("Bad directive or wrong number of arguments")

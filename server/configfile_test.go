@@ -65,6 +65,11 @@ func TestConfigErrorsAsRedis(t *testing.T) {
 		{"user\n", nil},
 		{"user bob on &* &x\n", nil},
 		{"port 7201\n", []string{"--user", "carol", "#abc"}},
+		{"rename-command nosuch x\n", nil},
+		{"rename-command publish subscribe\n", nil},
+		{"rename-command publish pub2\nrename-command PUBLISH p3\n", nil},
+		{"rename-command publish\n", nil},
+		{"rename-command get x y\n", nil},
 	} {
 		file := filepath.Join(t.TempDir(), "redis.conf")
 		require.NoError(t, os.WriteFile(file, []byte(tc.file), 0o644))
@@ -286,4 +291,21 @@ func TestConfigRewriteLeavesUsersToTheACLFile(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Len(t, entries, 2, "no temporary file left")
+}
+
+// rename-command renames a command for both servers alike: the old name
+// is unknown, the new one runs it; to "" removes it.
+func TestRenameCommandAsRedis(t *testing.T) {
+	args := []string{"--rename-command", "publish", "pub2", "--rename-command", "CONFIG", "", "--rename-command", "pubsub", "PS"}
+	cfg, err := ReadConfig("", args)
+	require.NoError(t, err)
+	theirs := redistest.Dial(t, redistest.Start(t, args...))
+	ours := redistest.Dial(t, start(t, &Server{Config: cfg}))
+	for _, cmd := range [][]string{
+		{"PUBLISH", "a", "b"}, {"pub2", "a", "b"}, {"PUB2", "a"}, {"CONFIG", "GET", "port"},
+		{"PS", "NUMSUB", "a"}, {"pubsub", "NUMSUB", "a"}, {"ps", "help", "x"},
+		{"ACL", "DRYRUN", "default", "publish", "a", "b"}, {"ACL", "SETUSER", "u", "+publish", "-pub2"},
+	} {
+		assert.Equal(t, theirs.Do(cmd...), ours.Do(cmd...), "%q", cmd)
+	}
 }
