@@ -122,8 +122,9 @@ func run(args []string) error {
 	if v, ok := cfg.Get("port"); ok {
 		*port, _ = strconv.Atoi(v)
 	}
+	hosts := []string{*host}
 	if v, ok := cfg.Get("bind"); ok && v != "" {
-		*host = bindHost(strings.Fields(v)[0]) // the first address: one listener a port here
+		hosts = strings.Fields(v) // in Redis's notation: listen reads it
 	}
 	if v, ok := cfg.Get("shutdown-timeout"); ok && !isSet(fs, "shutdown-timeout") {
 		secs, _ := strconv.Atoi(v)
@@ -138,26 +139,38 @@ func run(args []string) error {
 		return err
 	}
 
-	var listeners []net.Listener
+	type listener struct {
+		ln  net.Listener
+		tls bool
+	}
+	var listeners []listener
 	closeAll := func() {
-		for _, ln := range listeners {
-			ln.Close()
+		for _, l := range listeners {
+			l.ln.Close()
 		}
 	}
 	// As Redis, -port 0 beside a TLS port turns the plain port off; alone,
 	// it asks for any free port (tests read the address from the log).
+	// Each port is listened on at every bind address.
 	plainOff := *port == 0 && tlsFlags.port != 0
 	for i, p := range []int{*port, tlsFlags.port} {
 		if (i == 0 && plainOff) || (i == 1 && p == 0) {
-			listeners = append(listeners, nil)
 			continue
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(p)))
-		if err != nil {
-			closeAll()
-			return err
+		for _, h := range hosts {
+			ln, err := listen(h, p)
+			if errors.Is(err, errOptionalAddr) {
+				continue
+			}
+			if err != nil {
+				closeAll()
+				return err
+			}
+			listeners = append(listeners, listener{ln, i == 1})
 		}
-		listeners = append(listeners, ln)
+	}
+	if len(listeners) == 0 {
+		return fmt.Errorf("no address to listen on: bind %s", strings.Join(hosts, " "))
 	}
 	var mon *http.Server
 	if *monitorAddr != "" {
@@ -172,17 +185,16 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 2)
-	serving := 0
-	if ln := listeners[0]; ln != nil {
-		serving++
-		go func() { served <- srv.Serve(ln) }()
-		srv.Logger.Info("pubsubd ready to accept connections", "addr", ln.Addr().String())
-	}
-	if ln := listeners[1]; ln != nil {
-		serving++
-		go func() { served <- srv.ServeTLS(ln, nil) }() // from the tls-* directives
-		srv.Logger.Info("pubsubd ready to accept TLS connections", "addr", ln.Addr().String())
+	served := make(chan error, len(listeners))
+	serving := len(listeners)
+	for _, l := range listeners {
+		if l.tls {
+			go func() { served <- srv.ServeTLS(l.ln, nil) }() // from the tls-* directives
+			srv.Logger.Info("pubsubd ready to accept TLS connections", "addr", l.ln.Addr().String())
+		} else {
+			go func() { served <- srv.Serve(l.ln) }()
+			srv.Logger.Info("pubsubd ready to accept connections", "addr", l.ln.Addr().String())
+		}
 	}
 	if mon != nil {
 		defer mon.Close()
@@ -252,6 +264,29 @@ func bindHost(addr string) string {
 		return "::"
 	}
 	return addr
+}
+
+// errOptionalAddr is an address given with Redis's "-" (as in "-::1")
+// that this host does not have: skipped, as Redis skips it.
+var errOptionalAddr = errors.New("optional address unavailable")
+
+// listen listens on port at a bind address in Redis's notation: an IPv6
+// address alone (tcp6, so that "* ::*" can take both families on one
+// port, as Redis's IPV6_V6ONLY sockets do), and an address of "-" that
+// is not available here skipped.
+func listen(addr string, port int) (net.Listener, error) {
+	host, network := bindHost(addr), "tcp"
+	if ip := net.ParseIP(host); ip != nil {
+		network = "tcp4"
+		if ip.To4() == nil {
+			network = "tcp6"
+		}
+	}
+	ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil && strings.HasPrefix(addr, "-") && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT)) {
+		return nil, errOptionalAddr
+	}
+	return ln, err
 }
 
 // pubsubdOnly are the flags that are not redis-server's directives, or

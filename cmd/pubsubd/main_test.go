@@ -355,3 +355,31 @@ func TestUsersFromConfigAndACLFile(t *testing.T) {
 	assert.Contains(t, string(out), "Aborting Redis startup because of ACL errors: "+acl+":1: Syntax error.")
 	assert.NotContains(t, string(out), "ready to accept", "refused before it listens")
 }
+
+// TestBindEveryAddress: as redis-server, pubsubd listens on every bind
+// address, and skips one given with "-" that this host does not have.
+func TestBindEveryAddress(t *testing.T) {
+	ln6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil { // a property of the host, not a dependency CI installs
+		t.Skip("no IPv6 loopback on this host")
+	}
+	ln6.Close()
+	bin := buildPubsubd(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	var log redistest.Output
+	srv := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "-::1", "-192.0.2.1")
+	srv.Stdout, srv.Stderr = &log, &log
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		addr := net.JoinHostPort(host, port)
+		waitListening(t, addr, &log)
+		assert.Equal(t, "PONG", redistest.Dial(t, addr).Do("PING").Str, addr)
+	}
+	out, err := exec.Command(bin, "--port", port, "--bind", "192.0.2.1").CombinedOutput()
+	require.Error(t, err, "an address this host does not have, not optional")
+	assert.Contains(t, string(out), "192.0.2.1")
+}
