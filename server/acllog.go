@@ -1,15 +1,14 @@
 package server
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
-// aclLog is ACL LOG's list: the denials, newest first, grouped as Redis
-// groups them. So far the only denial is a failed AUTH.
+// aclLog is ACL LOG's list: the denials (a failed AUTH, a command or a
+// channel refused), newest first, grouped as Redis groups them.
 type aclLog struct {
 	mu      sync.Mutex
 	entries []*aclLogEntry
@@ -17,9 +16,9 @@ type aclLog struct {
 
 type aclLogEntry struct {
 	count    int64
-	reason   string // "auth"
+	reason   string // "auth", "command" or "channel"
 	context  string // "toplevel" or "multi"
-	object   string // the command, for an auth denial
+	object   string // the command (as written, for an auth denial) or the channel
 	username string
 	at       time.Time // of the last event it counts
 	client   string    // CLIENT LIST's line of the last client
@@ -56,18 +55,6 @@ func (l *aclLog) add(e *aclLogEntry, maxLen int) {
 		clear(l.entries[maxLen:])
 		l.entries = l.entries[:maxLen]
 	}
-}
-
-// authFailed logs a failed AUTH or HELLO AUTH of user; object is the
-// command's name as the client wrote it, as Redis logs it.
-func (c *conn) authFailed(object, user string, argv int) {
-	context := "toplevel"
-	if c.inExec {
-		context = "multi"
-	}
-	maxLen, _ := strconv.Atoi(c.srv.configValue("acllog-max-len"))
-	c.srv.aclLog.add(&aclLogEntry{reason: "auth", context: context, object: object, username: user,
-		at: time.Now(), client: c.infoLine(argv)}, maxLen)
 }
 
 func cmdACLLog(c *conn, w *resp.Writer, args []string) {
