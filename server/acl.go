@@ -150,8 +150,7 @@ var aclTable = sync.OnceValue(func() *aclCommandTable {
 	sort.Strings(names) // a parent before its subcommands
 	for i, name := range names {
 		cmd := &aclCommand{id: i, name: name}
-		if top, sub, ok := strings.Cut(name, "|"); ok {
-			_ = sub
+		if top, _, ok := strings.Cut(name, "|"); ok {
 			cmd.parent = t.byName[top]
 			cmd.parent.subs = append(cmd.parent.subs, cmd)
 		} else {
@@ -551,15 +550,20 @@ func (s *aclSelector) addFirstArg(id int, arg string) {
 // countCategory returns how many commands of a category are allowed and
 // denied.
 func (s *aclSelector) countCategory(cat int) (on, off int) {
+	count := func(c *aclCommand) {
+		if c.categories&(1<<cat) == 0 {
+			return
+		}
+		if s.allowed.get(c.id) {
+			on++
+		} else {
+			off++
+		}
+	}
 	for _, cmd := range aclTable().top {
-		for _, c := range append([]*aclCommand{cmd}, cmd.subs...) {
-			if c.categories&(1<<cat) != 0 {
-				if s.allowed.get(c.id) {
-					on++
-				} else {
-					off++
-				}
-			}
+		count(cmd)
+		for _, sub := range cmd.subs {
+			count(sub)
 		}
 	}
 	return on, off
