@@ -51,7 +51,7 @@ func (c *conn) writeOnceLocked() error {
 // the buffers in turn until one is taken in part, and never waits.
 func (c *conn) writeToFD(fd uintptr) bool {
 	for _, b := range c.iovLocked() {
-		k, err := syscall.Write(int(fd), b)
+		k, err := sysWrite(int(fd), b)
 		if k > 0 {
 			c.wrote += k
 		}
@@ -100,7 +100,7 @@ func (s *fdSource) readFrom(fd uintptr) bool {
 	var n int
 	var err error
 	for {
-		n, err = syscall.Read(int(fd), s.p)
+		n, err = sysRead(int(fd), s.p)
 		if err != syscall.EINTR {
 			break
 		}
