@@ -1,16 +1,15 @@
 package server
 
 import (
-	"sync"
 	"time"
 
 	"github.com/gopherpubsub/pubsub/internal/resp"
 )
 
 // aclLog is ACL LOG's list: the denials (a failed AUTH, a command or a
-// channel refused), newest first, grouped as Redis groups them.
+// channel refused), newest first, grouped as Redis groups them. The loop
+// owns it: denials happen and ACL LOG runs there.
 type aclLog struct {
-	mu      sync.Mutex
 	entries []*aclLogEntry
 }
 
@@ -37,8 +36,6 @@ const (
 // minute, is counted again and moved to the head; else a new one is put
 // there, and the oldest dropped past maxLen.
 func (l *aclLog) add(e *aclLogEntry, maxLen int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	for i, old := range l.entries[:min(len(l.entries), aclLogScan)] {
 		if old.reason == e.reason && old.context == e.context && old.object == e.object &&
 			old.username == e.username && e.at.Sub(old.at) < aclLogGroupWithin {
@@ -64,10 +61,7 @@ func cmdACLLog(c *conn, w *resp.Writer, args []string) {
 		subcommandSyntaxError(w, "ACL", args[1])
 		return
 	case len(args) == 3 && lower(args[2]) == "reset":
-		l := &c.srv.aclLog
-		l.mu.Lock()
-		l.entries = nil
-		l.mu.Unlock()
+		c.srv.aclLog.entries = nil
 		w.Simple("OK")
 		return
 	case len(args) == 3:
@@ -79,16 +73,10 @@ func cmdACLLog(c *conn, w *resp.Writer, args []string) {
 		count = max(n, 0)
 	}
 	l := &c.srv.aclLog
-	l.mu.Lock()
 	entries := l.entries[:min(int64(len(l.entries)), count)]
-	snapshot := make([]aclLogEntry, len(entries))
-	for i, e := range entries {
-		snapshot[i] = *e
-	}
-	l.mu.Unlock()
 	now := time.Now()
-	w.Array(len(snapshot))
-	for _, e := range snapshot {
+	w.Array(len(entries))
+	for _, e := range entries {
 		w.Map(7)
 		w.Bulk("count")
 		w.Int(e.count)

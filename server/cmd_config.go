@@ -284,11 +284,10 @@ func cmdConfigSet(c *conn, w *resp.Writer, args []string) {
 }
 
 // applyConfig sets every parameter to its parsed value at once: the
-// limits in one store, the others under the state's lock.
+// limits in one store, the others under the state's lock. It runs in the
+// loop (CONFIG SET), the limits' only writer once the Server serves.
 func (s *Server) applyConfig(params []*redisParam, values []string) {
 	cs := s.config()
-	s.limitsMu.Lock()
-	defer s.limitsMu.Unlock()
 	lim := *s.limits.Load()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()

@@ -126,10 +126,8 @@ type Server struct {
 
 	nextID  atomic.Int64
 	started time.Time
-	limits  atomic.Pointer[limits] // resolved from the fields by init; CONFIG SET stores anew
-	// limitsMu is held by whoever stores limits anew.
-	limitsMu sync.Mutex
-	configs  configState
+	limits  atomic.Pointer[limits] // resolved from the fields by init; CONFIG SET (in the loop) stores anew
+	configs configState
 	// infoState is what INFO reports beyond the counters above.
 	infoState infoState
 	pauses    pauses // CLIENT PAUSE
