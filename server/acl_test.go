@@ -369,3 +369,20 @@ func TestGeneratedACLRulesAsRedis(t *testing.T) {
 		require.Equal(t, canonACL(list, theirs.Do(list...)), canonACL(list, ours.Do(list...)), "%d: after %q", i, args)
 	}
 }
+
+// HELLO ... AUTH authenticates as a user, as AUTH does, and RESET makes
+// the client the default user again, unauthenticated if the default user
+// needs a password.
+func TestHelloAuthAndResetWithUsers(t *testing.T) {
+	c := redistest.Dial(t, start(t, &Server{Users: []string{"alice on >pw resetchannels &a -@all +@pubsub +@connection +acl|whoami", "default on >adm ~* &* +@all"}}))
+	assert.Equal(t, "NOAUTH Authentication required.", c.Do("PING").Str)
+	hello := c.Do("HELLO", "3", "AUTH", "alice", "pw")
+	require.Equal(t, byte('%'), hello.Type, "%v", hello)
+	assert.Equal(t, "alice", c.Do("ACL", "WHOAMI").Str)
+	assert.Equal(t, int64(0), c.Do("PUBLISH", "a", "x").Int)
+	assert.Equal(t, "NOPERM this user has no permissions to access one of the channels used as arguments", c.Do("PUBLISH", "b", "x").Str)
+	assert.Equal(t, "RESET", c.Do("RESET").Str)
+	assert.Equal(t, "NOAUTH Authentication required.", c.Do("ACL", "WHOAMI").Str)
+	assert.Equal(t, "OK", c.Do("AUTH", "adm").Str)
+	assert.Equal(t, "default", c.Do("ACL", "WHOAMI").Str)
+}
