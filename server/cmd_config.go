@@ -141,8 +141,16 @@ func (c *conn) paramValue(p *redisParam) string {
 		return strconv.FormatInt(lim.maxQueryBuffer, 10)
 	case "proto-max-bulk-len":
 		return strconv.FormatInt(lim.maxBulkLen, 10)
-	case "port":
-		return strconv.Itoa(portOf(c.nc.LocalAddr()))
+	case "port", "tls-port":
+		s.mu.Lock()
+		owned := s.owned
+		s.mu.Unlock()
+		switch {
+		case owned != nil: // where ListenAndServe listens now
+			return strconv.Itoa(owned.port(p.name == "tls-port"))
+		case p.name == "port":
+			return strconv.Itoa(portOf(c.nc.LocalAddr()))
+		}
 	case "dir":
 		dir, _ := os.Getwd()
 		return dir
@@ -245,26 +253,32 @@ func cmdConfigSet(c *conn, w *resp.Writer, args []string) {
 	// A change of a tls-* parameter makes the TLS configuration anew
 	// where TLS is served from them (or replication or cluster TLS asks
 	// for it), as Redis's applyTlsCfg: if it cannot be made, nothing
-	// changes. The TLS port is the listener's, which CONFIG SET cannot
-	// open here.
+	// changes. port, tls-port and bind move the listeners of
+	// ListenAndServe, as Redis's; a Server given its listeners by the
+	// program stores them (and refuses a new tls-port, which it could
+	// not serve).
+	get := func(name string) string {
+		for j, q := range params {
+			if q.name == name || q.alias == name {
+				return values[j]
+			}
+		}
+		return c.srv.configValue(name)
+	}
+	c.srv.mu.Lock()
+	owned := c.srv.owned
+	c.srv.mu.Unlock()
 	var tlsConfig *tls.Config
 	for i, p := range params {
 		if !strings.HasPrefix(p.name, "tls-") {
 			continue
 		}
-		if p.name == "tls-port" && values[i] != c.paramValue(p) {
+		if p.name == "tls-port" && owned == nil && values[i] != c.paramValue(p) {
 			failed(p, "Unable to update TLS configuration. Check server logs.")
 			return
 		}
-		get := func(name string) string {
-			for j, q := range params {
-				if q.name == name || q.alias == name {
-					return values[j]
-				}
-			}
-			return c.srv.configValue(name)
-		}
-		if c.srv.tlsLive.Load() == nil && get("tls-replication") != "yes" && get("tls-cluster") != "yes" {
+		serving := c.srv.tlsLive.Load() != nil || (owned != nil && atoiOr(get("tls-port"), 0) != 0)
+		if !serving && get("tls-replication") != "yes" && get("tls-cluster") != "yes" {
 			break
 		}
 		cfg, err := tlsFromParams(get)
@@ -276,9 +290,55 @@ func cmdConfigSet(c *conn, w *resp.Writer, args []string) {
 		tlsConfig = cfg
 		break
 	}
+	var moves []move
+	undo := func() {
+		for _, m := range moves {
+			closeAll(m.plain)
+			closeAll(m.tls)
+		}
+	}
+	for i, p := range params {
+		if owned == nil {
+			break
+		}
+		var m move
+		var err error
+		switch p.name {
+		case "port", "tls-port":
+			def := 6379
+			if p.name == "tls-port" {
+				def = 0
+			}
+			if atoiOr(values[i], def) == owned.port(p.name == "tls-port") {
+				continue
+			}
+			if m, err = owned.movePort(get("bind"), atoiOr(values[i], def), p.name == "tls-port"); err != nil {
+				c.srv.logger().Warn("CONFIG SET "+p.name, "err", err)
+				undo()
+				failed(p, "Unable to listen on this port. Check server logs.")
+				return
+			}
+		case "bind":
+			if values[i] == c.srv.configValue("bind") {
+				continue
+			}
+			if m, err = owned.moveBind(values[i], c.srv.configValue("bind"), get("port"), get("tls-port")); err != nil {
+				c.srv.logger().Warn("CONFIG SET bind", "err", err)
+				undo()
+				failed(p, "Failed to bind to specified addresses.")
+				return
+			}
+		default:
+			continue
+		}
+		moves = append(moves, m)
+	}
 	c.srv.applyConfig(params, values)
 	if tlsConfig != nil && c.srv.tlsLive.Load() != nil {
 		c.srv.tlsLive.Store(tlsConfig) // for the handshakes from now on
+	}
+	for _, m := range moves {
+		owned.commit(m) // serves the new listeners with the values now in force
 	}
 	w.Simple("OK")
 }

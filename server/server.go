@@ -158,6 +158,7 @@ type Server struct {
 	broker    *pubsub.Broker
 	ownBroker bool
 	listeners map[net.Listener]struct{}
+	owned     *ownedListeners // ListenAndServe's, which CONFIG SET moves
 	conns     map[int64]*conn // by CLIENT ID
 	closed    bool
 	addr      net.Addr

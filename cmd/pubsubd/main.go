@@ -90,8 +90,10 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("pubsubd", flag.ContinueOnError)
-	host := fs.String("bind", "127.0.0.1", "address to listen on (loopback unless told otherwise)")
-	port := fs.Int("port", 6379, "TCP port")
+	// Flags given become their directives (flagDirectives): the Server
+	// listens where they say, as the file's directives.
+	fs.String("bind", "127.0.0.1", "addresses to listen on, in Redis's notation (loopback unless told otherwise)")
+	fs.Int("port", 6379, "TCP port (0 beside -tls-port: none; alone: any free port)")
 	password := fs.String("requirepass", "", "password clients must give with AUTH or HELLO")
 	maxClients := fs.Int("maxclients", server.DefaultMaxClients, "most clients at once")
 	timeout := fs.String("timeout", "0", "close a client idle this long, in seconds or as a duration (subscribed clients never; 0: never)")
@@ -100,8 +102,7 @@ func run(args []string) error {
 	queryLimit := fs.String("client-query-buffer-limit", "1gb", "most bytes one command may take (0: no limit)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 5*time.Second, "how long a shutdown waits for clients to receive what is queued for them")
 	monitorAddr := fs.String("monitor", "", "serve /metrics, /varz, /connz and /subsz over HTTP on this address, such as 127.0.0.1:8222 (\"\": off)")
-	var tlsFlags tlsSettings
-	tlsFlags.register(fs)
+	registerTLSFlags(fs)
 	confPath, goArgs, redisArgs := splitArgs(args, fs)
 	if err := fs.Parse(goArgs); err != nil {
 		return err
@@ -119,18 +120,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if v, ok := cfg.Get("port"); ok {
-		*port, _ = strconv.Atoi(v)
-	}
-	hosts := []string{*host}
-	if v, ok := cfg.Get("bind"); ok && v != "" {
-		hosts = strings.Fields(v) // in Redis's notation: listen reads it
-	}
 	if v, ok := cfg.Get("shutdown-timeout"); ok && !isSet(fs, "shutdown-timeout") {
 		secs, _ := strconv.Atoi(v)
 		*shutdownTimeout = time.Duration(secs) * time.Second
 	}
-	tlsFlags.from(cfg)
 	srv := &server.Server{Password: *password, MaxClients: *maxClients, Config: cfg, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	if err := configure(srv, *timeout, *pubsubLimit, *normalLimit, *queryLimit); err != nil {
 		return err
@@ -139,44 +132,10 @@ func run(args []string) error {
 		return err
 	}
 
-	type listener struct {
-		ln  net.Listener
-		tls bool
-	}
-	var listeners []listener
-	closeAll := func() {
-		for _, l := range listeners {
-			l.ln.Close()
-		}
-	}
-	// As Redis, -port 0 beside a TLS port turns the plain port off; alone,
-	// it asks for any free port (tests read the address from the log).
-	// Each port is listened on at every bind address.
-	plainOff := *port == 0 && tlsFlags.port != 0
-	for i, p := range []int{*port, tlsFlags.port} {
-		if (i == 0 && plainOff) || (i == 1 && p == 0) {
-			continue
-		}
-		for _, h := range hosts {
-			ln, err := listen(h, p)
-			if errors.Is(err, errOptionalAddr) {
-				continue
-			}
-			if err != nil {
-				closeAll()
-				return err
-			}
-			listeners = append(listeners, listener{ln, i == 1})
-		}
-	}
-	if len(listeners) == 0 {
-		return fmt.Errorf("no address to listen on: bind %s", strings.Join(hosts, " "))
-	}
 	var mon *http.Server
 	if *monitorAddr != "" {
 		monLn, err := net.Listen("tcp", *monitorAddr)
 		if err != nil {
-			closeAll()
 			return fmt.Errorf("monitor: %w", err)
 		}
 		mon = &http.Server{Handler: monitor.Handler(srv), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
@@ -185,27 +144,16 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, len(listeners))
-	serving := len(listeners)
-	for _, l := range listeners {
-		if l.tls {
-			go func() { served <- srv.ServeTLS(l.ln, nil) }() // from the tls-* directives
-			srv.Logger.Info("pubsubd ready to accept TLS connections", "addr", l.ln.Addr().String())
-		} else {
-			go func() { served <- srv.Serve(l.ln) }()
-			srv.Logger.Info("pubsubd ready to accept connections", "addr", l.ln.Addr().String())
-		}
-	}
+	// Where the configuration says: port, tls-port and every bind
+	// address, as redis-server; CONFIG SET of them moves the listeners.
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe() }()
 	if mon != nil {
 		defer mon.Close()
 	}
 
 	select {
-	case err := <-served:
-		_ = srv.Close()
-		for range serving - 1 {
-			<-served
-		}
+	case err := <-served: // it could not listen, or a listener failed
 		return err
 	case <-ctx.Done():
 	}
@@ -215,10 +163,8 @@ func run(args []string) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	for range serving {
-		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
-			return err
-		}
+	if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+		return err
 	}
 	return nil
 }
@@ -250,43 +196,6 @@ func splitArgs(args []string, fs *flag.FlagSet) (confPath string, goArgs, redisA
 		}
 	}
 	return confPath, goArgs, redisArgs
-}
-
-// bindHost reads an address of Redis's bind: "-" before it means it may
-// be missing (it is tried all the same here), "*" every IPv4 address,
-// "::*" every IPv6 one.
-func bindHost(addr string) string {
-	addr = strings.TrimPrefix(addr, "-")
-	switch addr {
-	case "*":
-		return "0.0.0.0"
-	case "::*":
-		return "::"
-	}
-	return addr
-}
-
-// errOptionalAddr is an address given with Redis's "-" (as in "-::1")
-// that this host does not have: skipped, as Redis skips it.
-var errOptionalAddr = errors.New("optional address unavailable")
-
-// listen listens on port at a bind address in Redis's notation: an IPv6
-// address alone (tcp6, so that "* ::*" can take both families on one
-// port, as Redis's IPV6_V6ONLY sockets do), and an address of "-" that
-// is not available here skipped.
-func listen(addr string, port int) (net.Listener, error) {
-	host, network := bindHost(addr), "tcp"
-	if ip := net.ParseIP(host); ip != nil {
-		network = "tcp4"
-		if ip.To4() == nil {
-			network = "tcp6"
-		}
-	}
-	ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil && strings.HasPrefix(addr, "-") && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT)) {
-		return nil, errOptionalAddr
-	}
-	return ln, err
 }
 
 // pubsubdOnly are the flags that are not redis-server's directives, or

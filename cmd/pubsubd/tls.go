@@ -1,23 +1,13 @@
 package main
 
-import (
-	"flag"
-	"strconv"
+import "flag"
 
-	"github.com/gopherpubsub/pubsub/server"
-)
-
-// tlsSettings are the tls-* flags, named and read as Redis's directives.
-// A flag given becomes its directive (flagDirectives), so the Server
-// makes its TLS configuration of them as of a redis.conf's
-// (server.ServeTLS with no configuration); only the port is pubsubd's to
-// listen on.
-type tlsSettings struct {
-	port int
-}
-
-func (s *tlsSettings) register(fs *flag.FlagSet) {
-	fs.IntVar(&s.port, "tls-port", 0, "TCP port for clients speaking TLS (0: none)")
+// registerTLSFlags registers the tls-* flags, named as Redis's
+// directives. A flag given becomes its directive (flagDirectives), so the
+// Server listens on the TLS port and makes its TLS configuration of them
+// as of a redis.conf's.
+func registerTLSFlags(fs *flag.FlagSet) {
+	fs.Int("tls-port", 0, "TCP port for clients speaking TLS (0: none)")
 	fs.String("tls-cert-file", "", "the server's certificate (PEM)")
 	fs.String("tls-key-file", "", "the server's private key (PEM)")
 	fs.String("tls-key-file-pass", "", "the password of an encrypted tls-key-file")
@@ -27,11 +17,4 @@ func (s *tlsSettings) register(fs *flag.FlagSet) {
 	fs.String("tls-protocols", "TLSv1.2 TLSv1.3", "the TLS versions accepted")
 	fs.String("tls-ciphers", "", "TLS 1.2 cipher suites, by OpenSSL's names, colon-separated (\"\": crypto/tls's choice)")
 	fs.String("tls-session-caching", "yes", "whether clients may resume sessions: yes or no")
-}
-
-// from takes the TLS port the configuration gave.
-func (s *tlsSettings) from(cfg *server.Config) {
-	if v, ok := cfg.Get("tls-port"); ok {
-		s.port, _ = strconv.Atoi(v)
-	}
 }
