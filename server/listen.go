@@ -25,9 +25,10 @@ import (
 // configuration of the tls-* parameters, as ServeTLS(ln, nil). Port 0
 // beside a tls-port turns the plain port off, as in Redis; alone it
 // takes a free port. Each listener's address is logged. CONFIG SET port,
-// tls-port and bind then move the listeners: the new ones are opened
-// before the old ones are closed, and a change that cannot listen
-// changes nothing, with Redis's error.
+// tls-port and bind then move the listeners as Redis does: a new port is
+// opened before the old one is closed; new bind addresses replace the
+// old ones (which are opened again if the new ones cannot be); a change
+// that cannot listen changes nothing, with Redis's error.
 func (s *Server) ListenAndServe() error {
 	if err := s.CheckConfig(); err != nil {
 		return err
@@ -60,8 +61,8 @@ func (s *Server) ListenAndServe() error {
 	}()
 	o.serve(plain, tlsLns)
 	o.wg.Wait()
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if o.err != nil {
 		return o.err
 	}
@@ -73,8 +74,7 @@ type ownedListeners struct {
 	srv *Server
 	wg  sync.WaitGroup // the Serve calls running
 
-	mu sync.Mutex
-	// guards the fields below
+	// The Server's mu guards the fields below.
 	plain, tls []net.Listener
 	moved      map[net.Listener]bool // closed by a CONFIG SET: its Serve's end is no failure
 	err        error                 // the first listener that failed, ending the Server
@@ -135,9 +135,9 @@ func closeAll(lns []net.Listener) {
 // serve starts serving listeners just opened, and takes them as the ones
 // in force.
 func (o *ownedListeners) serve(plain, tlsLns []net.Listener) {
-	o.mu.Lock()
+	o.srv.mu.Lock()
 	o.plain, o.tls = append(o.plain, plain...), append(o.tls, tlsLns...)
-	o.mu.Unlock()
+	o.srv.mu.Unlock()
 	s := o.srv
 	for i, lns := range [][]net.Listener{plain, tlsLns} {
 		for _, ln := range lns {
@@ -164,14 +164,14 @@ func (o *ownedListeners) serve(plain, tlsLns []net.Listener) {
 // ended takes the end of one listener's Serve: a listener a CONFIG SET
 // moved, or the Server closing, is no failure; any other ends the Server.
 func (o *ownedListeners) ended(ln net.Listener, err error) {
-	o.mu.Lock()
+	o.srv.mu.Lock()
 	moved := o.moved[ln]
 	delete(o.moved, ln)
 	failed := !moved && !errors.Is(err, ErrServerClosed) && o.err == nil
 	if failed {
 		o.err = err
 	}
-	o.mu.Unlock()
+	o.srv.mu.Unlock()
 	if failed {
 		_ = o.srv.Close()
 	}
@@ -179,7 +179,7 @@ func (o *ownedListeners) ended(ln net.Listener, err error) {
 
 // retire takes listeners out of service: their Serve's end is no failure.
 func (o *ownedListeners) retire(lns []net.Listener) {
-	o.mu.Lock()
+	o.srv.mu.Lock()
 	if o.moved == nil {
 		o.moved = map[net.Listener]bool{}
 	}
@@ -188,7 +188,7 @@ func (o *ownedListeners) retire(lns []net.Listener) {
 		o.plain = slices.DeleteFunc(o.plain, func(l net.Listener) bool { return l == ln })
 		o.tls = slices.DeleteFunc(o.tls, func(l net.Listener) bool { return l == ln })
 	}
-	o.mu.Unlock()
+	o.srv.mu.Unlock()
 	closeAll(lns)
 }
 
@@ -210,8 +210,8 @@ func (o *ownedListeners) movePort(bind string, port int, tls bool) (move, error)
 			return move{}, err
 		}
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.srv.mu.Lock()
+	defer o.srv.mu.Unlock()
 	if tls {
 		return move{tls: lns, old: slices.Clone(o.tls)}, nil
 	}
@@ -223,9 +223,9 @@ func (o *ownedListeners) movePort(bind string, port int, tls bool) (move, error)
 // again where they were if the new addresses cannot be listened on. It
 // runs in the loop.
 func (o *ownedListeners) moveBind(bind, oldBind, port, tlsPort string) (move, error) {
-	o.mu.Lock()
+	o.srv.mu.Lock()
 	old := append(slices.Clone(o.plain), o.tls...)
-	o.mu.Unlock()
+	o.srv.mu.Unlock()
 	o.retire(old)
 	plain, tlsLns, err := o.open(bind, port, tlsPort)
 	if err != nil {
@@ -246,8 +246,8 @@ func (o *ownedListeners) commit(m move) {
 
 // port is the port the plain (or TLS) listeners listen on now, 0 if none.
 func (o *ownedListeners) port(tls bool) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.srv.mu.Lock()
+	defer o.srv.mu.Unlock()
 	lns := o.plain
 	if tls {
 		lns = o.tls
