@@ -288,6 +288,19 @@ func validPasswordHash(h string) bool {
 	return true
 }
 
+// passwordHash is the hash a password rule names: of the password after
+// plain (">pass", "<pass"), or given as is ("#hash", "!hash"), which must
+// be a SHA-256 in lower-case hex.
+func passwordHash(op string, plain byte) (string, error) {
+	if op[0] == plain {
+		return hashPassword(op[1:]), nil
+	}
+	if !validPasswordHash(op[1:]) {
+		return "", errRuleBadHash
+	}
+	return op[1:], nil
+}
+
 // hasSpaces is Redis's ACLStringHasSpaces: user names, key and channel
 // patterns may hold no white space and no NUL.
 func hasSpaces(s string) bool {
@@ -321,22 +334,18 @@ func (a *aclState) setUser(u *aclUser, op string) error {
 		u.flags &^= userNopass
 		u.passwords = nil
 	case op[0] == '>' || op[0] == '#':
-		h := op[1:]
-		if op[0] == '>' {
-			h = hashPassword(op[1:])
-		} else if !validPasswordHash(h) {
-			return errRuleBadHash
+		h, err := passwordHash(op, '>')
+		if err != nil {
+			return err
 		}
 		if !slices.Contains(u.passwords, h) {
 			u.passwords = append(u.passwords, h)
 		}
 		u.flags &^= userNopass
 	case op[0] == '<' || op[0] == '!':
-		h := op[1:]
-		if op[0] == '<' {
-			h = hashPassword(op[1:])
-		} else if !validPasswordHash(h) {
-			return errRuleBadHash
+		h, err := passwordHash(op, '<')
+		if err != nil {
+			return err
 		}
 		i := slices.Index(u.passwords, h)
 		if i < 0 {

@@ -61,7 +61,7 @@ func dialable(addr string) bool {
 // clients connected stay; a port that cannot be listened on changes
 // nothing, with Redis's error.
 func TestConfigSetMovesTheListeners(t *testing.T) {
-	p1, err := freeTCPPort()
+	p1, err := redistest.FreePort()
 	require.NoError(t, err)
 	cfg, err := ReadConfig("", []string{"--port", strconv.Itoa(p1), "--bind", "127.0.0.1"})
 	require.NoError(t, err)
@@ -70,7 +70,7 @@ func TestConfigSetMovesTheListeners(t *testing.T) {
 	redistest.WaitFor(t, "the first port", func() bool { return dialable(addr1) })
 	c := redistest.Dial(t, addr1)
 
-	p2, err := freeTCPPort()
+	p2, err := redistest.FreePort()
 	require.NoError(t, err)
 	require.Equal(t, "OK", c.Do("CONFIG", "SET", "port", strconv.Itoa(p2)).Str)
 	addr2 := net.JoinHostPort("127.0.0.1", strconv.Itoa(p2))
@@ -95,7 +95,7 @@ func TestConfigSetMovesTheListeners(t *testing.T) {
 	// A TLS port, with its certificate in the same CONFIG SET.
 	ca := tlstest.NewCA(t)
 	pair := ca.Server()
-	p3, err := freeTCPPort()
+	p3, err := redistest.FreePort()
 	require.NoError(t, err)
 	require.Equal(t, "OK", c.Do("CONFIG", "SET", "tls-port", strconv.Itoa(p3), "tls-cert-file", pair.CertFile,
 		"tls-key-file", pair.KeyFile, "tls-auth-clients", "no").Str)

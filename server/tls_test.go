@@ -168,7 +168,7 @@ func TestTLSParamsAsRedis(t *testing.T) {
 	ca := tlstest.NewCA(t)
 	pair := ca.Server()
 	encrypted := pair.EncryptedKeyFile(t, "s3cret")
-	port, err := freeTCPPort()
+	port, err := redistest.FreePort()
 	require.NoError(t, err)
 	args := []string{"--tls-port", strconv.Itoa(port), "--tls-cert-file", pair.CertFile, "--tls-key-file", pair.KeyFile, "--tls-ca-cert-file", ca.CertFile}
 	their := redistest.StartServer(t, args...)
@@ -217,16 +217,6 @@ func TestTLSParamsAsRedis(t *testing.T) {
 		require.NoError(t, handshake(theirTLS), "redis-server after %q", cmd)
 		require.NoError(t, handshake(ourTLS), "after %q", cmd)
 	}
-}
-
-// freeTCPPort returns a loopback port free now.
-func freeTCPPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // CONFIG SET tls-cert-file (and its key) changes the certificate the next

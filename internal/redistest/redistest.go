@@ -54,7 +54,7 @@ func StartServer(t testing.TB, extraArgs ...string) *Server {
 	path := need(t, "redis-server")
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			t.Fatalf("finding a free port: %v", err)
 		}
@@ -147,7 +147,8 @@ func (s *Server) Restart() {
 	s.t.Fatalf("restarting redis-server on %s: %v", s.Addr, err)
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port free now.
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
