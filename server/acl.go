@@ -836,6 +836,18 @@ func (u *aclUser) check(cmd *aclCommand, noAuth bool, args []string) (aclDenial,
 	return worst, worstIdx
 }
 
+// allowsUnknownCommands reports whether some selector of u allows the
+// commands no rule can name, as Redis allows a command loaded after the
+// rules (a module's) to a user whose rules start from +@all.
+func (u *aclUser) allowsUnknownCommands() bool {
+	for _, s := range u.selectors {
+		if s.allowed.get(futureCommandsBit) {
+			return true
+		}
+	}
+	return false
+}
+
 // allowsAllChannels reports whether some selector of u allows every channel.
 func (u *aclUser) allowsAllChannels() bool {
 	for _, s := range u.selectors {

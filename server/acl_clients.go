@@ -68,11 +68,18 @@ func (c *conn) permitted(cmd *command, args []string) string {
 	}
 	ac := cmd.acl
 	if ac == nil {
-		if ac = aclTable().byName[cmd.name]; ac == nil {
-			return "" // not one of Redis's: nothing to check it against
-		}
+		ac = aclTable().byName[cmd.name]
 	}
-	denial, idx := u.check(ac, cmd.noAuth, args)
+	var denial aclDenial
+	var idx int
+	if ac != nil {
+		denial, idx = u.check(ac, cmd.noAuth, args)
+	} else if !u.allowsUnknownCommands() {
+		// Not in Redis 7.0's table (CLIENT SETINFO, of 7.2): no rule can
+		// name it, so it runs for a user whose rules start from +@all, as
+		// a module's command loaded later does in Redis.
+		denial, ac = aclDeniedCommand, &aclCommand{name: cmd.name}
+	}
 	if denial == aclOK {
 		return ""
 	}

@@ -386,3 +386,28 @@ func TestHelloAuthAndResetWithUsers(t *testing.T) {
 	assert.Equal(t, "OK", c.Do("AUTH", "adm").Str)
 	assert.Equal(t, "default", c.Do("ACL", "WHOAMI").Str)
 }
+
+// Every command this server serves is one of redis-server 7.0's, so that
+// ACL rules reach it, but CLIENT SETINFO (of Redis 7.2, which clients
+// send as they connect): no rule can name it, so it runs for a user whose
+// rules start from +@all, as a module's command loaded later in Redis.
+func TestEveryServedCommandIsInTheACLTable(t *testing.T) {
+	var unknown []string
+	for name, cmd := range newCommandTable().cmds {
+		if cmd.acl == nil {
+			unknown = append(unknown, name)
+		}
+		for _, sc := range cmd.subs {
+			if sc.acl == nil {
+				unknown = append(unknown, sc.name)
+			}
+		}
+	}
+	assert.Equal(t, []string{"client|setinfo"}, unknown)
+	c := redistest.Dial(t, start(t, &Server{Users: []string{"svc on nopass -@all +@connection", "all on nopass +@all -publish"}}))
+	assert.Equal(t, "OK", c.Do("CLIENT", "SETINFO", "lib-name", "x").Str, "the default user")
+	require.Equal(t, "OK", c.Do("AUTH", "all", "x").Str)
+	assert.Equal(t, "OK", c.Do("CLIENT", "SETINFO", "lib-name", "x").Str, "+@all")
+	require.Equal(t, "OK", c.Do("AUTH", "svc", "x").Str)
+	assert.Equal(t, "NOPERM this user has no permissions to run the 'client|setinfo' command", c.Do("CLIENT", "SETINFO", "lib-name", "x").Str)
+}
