@@ -91,19 +91,64 @@ type aclSelector struct {
 	firstArgs map[int][]string
 	keys      []keyPattern
 	channels  []pubsub.Pattern // compiled once: a publish checks them
+	// keyIndex and channelIndex find a pattern in keys and channels once
+	// they are long (see listIndex); nil until then, and after a reset.
+	keyIndex, channelIndex listIndex
 }
 
 type aclUser struct {
-	name      string
-	flags     aclUserFlag
-	passwords []string // SHA-256 in lower-case hex, in the order added
-	selectors []*aclSelector
+	name          string
+	flags         aclUserFlag
+	passwords     []string // SHA-256 in lower-case hex, in the order added
+	passwordIndex listIndex
+	selectors     []*aclSelector
+}
+
+// listIndex finds a string in a rule list without scanning it, once the
+// list is long: a rule is checked against the ones before it (no
+// duplicate password, key or channel pattern), which makes an ACL SETUSER
+// of n rules take time n², as Redis's does, without it. It maps each
+// string to its place in the list; it is made when first needed, and
+// dropped (nil) when the list loses an element.
+type listIndex map[string]int
+
+// listIndexFrom is the length past which a list is indexed.
+const listIndexFrom = 32
+
+// find returns the place of v in a list of n strings, at(i) each, or -1.
+func (x *listIndex) find(n int, at func(int) string, v string) int {
+	if n <= listIndexFrom {
+		for i := 0; i < n; i++ {
+			if at(i) == v {
+				return i
+			}
+		}
+		return -1
+	}
+	if *x == nil {
+		*x = make(listIndex, n)
+		for i := n - 1; i >= 0; i-- { // the first of equals wins
+			(*x)[at(i)] = i
+		}
+	}
+	if i, ok := (*x)[v]; ok {
+		return i
+	}
+	return -1
+}
+
+// added records v appended at place i, if the list is indexed.
+func (x listIndex) added(v string, i int) {
+	if x != nil {
+		x[v] = i
+	}
 }
 
 func (s *aclSelector) clone() *aclSelector {
 	d := *s
 	d.keys = slices.Clone(s.keys)
 	d.channels = slices.Clone(s.channels)
+	d.keyIndex, d.channelIndex = nil, nil
 	d.firstArgs = nil
 	for id, args := range s.firstArgs {
 		if d.firstArgs == nil {
@@ -118,6 +163,7 @@ func (s *aclSelector) clone() *aclSelector {
 func (u *aclUser) copyFrom(src *aclUser) {
 	u.flags = src.flags
 	u.passwords = slices.Clone(src.passwords)
+	u.passwordIndex = nil
 	u.selectors = make([]*aclSelector, len(src.selectors))
 	for i, s := range src.selectors {
 		u.selectors[i] = s.clone()
@@ -125,6 +171,10 @@ func (u *aclUser) copyFrom(src *aclUser) {
 }
 
 func (u *aclUser) root() *aclSelector { return u.selectors[0] }
+
+func (u *aclUser) password(i int) string         { return u.passwords[i] }
+func (s *aclSelector) keyPatternAt(i int) string { return s.keys[i].pattern }
+func (s *aclSelector) channelAt(i int) string    { return s.channels[i].String() }
 
 // aclCommand is one of redis-server's commands or subcommands, as ACL
 // rules name them.
@@ -329,16 +379,17 @@ func (a *aclState) setUser(u *aclUser, op string) error {
 		u.flags = u.flags&^userSkipSanitize | userSanitize
 	case strings.EqualFold(op, "nopass"):
 		u.flags |= userNopass
-		u.passwords = nil
+		u.passwords, u.passwordIndex = nil, nil
 	case strings.EqualFold(op, "resetpass"):
 		u.flags &^= userNopass
-		u.passwords = nil
+		u.passwords, u.passwordIndex = nil, nil
 	case op[0] == '>' || op[0] == '#':
 		h, err := passwordHash(op, '>')
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(u.passwords, h) {
+		if u.passwordIndex.find(len(u.passwords), u.password, h) < 0 {
+			u.passwordIndex.added(h, len(u.passwords))
 			u.passwords = append(u.passwords, h)
 		}
 		u.flags &^= userNopass
@@ -347,11 +398,12 @@ func (a *aclState) setUser(u *aclUser, op string) error {
 		if err != nil {
 			return err
 		}
-		i := slices.Index(u.passwords, h)
+		i := u.passwordIndex.find(len(u.passwords), u.password, h)
 		if i < 0 {
 			return errRuleNoSuchPassword
 		}
 		u.passwords = slices.Delete(u.passwords, i, i+1)
+		u.passwordIndex = nil
 	case op[0] == '(' && op[len(op)-1] == ')':
 		s, err := a.selectorFromOps(op)
 		if err != nil {
@@ -398,16 +450,16 @@ func (a *aclState) setSelector(s *aclSelector, op string) error {
 		return errRuleSyntax
 	case strings.EqualFold(op, "allkeys") || op == "~*":
 		s.flags |= selectorAllKeys
-		s.keys = nil
+		s.keys, s.keyIndex = nil, nil
 	case strings.EqualFold(op, "resetkeys"):
 		s.flags &^= selectorAllKeys
-		s.keys = nil
+		s.keys, s.keyIndex = nil, nil
 	case strings.EqualFold(op, "allchannels") || op == "&*":
 		s.flags |= selectorAllChannels
-		s.channels = nil
+		s.channels, s.channelIndex = nil, nil
 	case strings.EqualFold(op, "resetchannels"):
 		s.flags &^= selectorAllChannels
-		s.channels = nil
+		s.channels, s.channelIndex = nil, nil
 	case strings.EqualFold(op, "allcommands") || strings.EqualFold(op, "+@all"):
 		for i := range s.allowed {
 			s.allowed[i] = ^uint64(0)
@@ -427,7 +479,8 @@ func (a *aclState) setSelector(s *aclSelector, op string) error {
 		if hasSpaces(op[1:]) {
 			return errRuleSyntax
 		}
-		if !slices.ContainsFunc(s.channels, func(p pubsub.Pattern) bool { return p.String() == op[1:] }) {
+		if s.channelIndex.find(len(s.channels), s.channelAt, op[1:]) < 0 {
+			s.channelIndex.added(op[1:], len(s.channels))
 			s.channels = append(s.channels, pubsub.CompilePattern(op[1:]))
 		}
 		s.flags &^= selectorAllChannels
@@ -505,9 +558,10 @@ func (s *aclSelector) addKeyPattern(op string) error {
 	if hasSpaces(pattern) {
 		return errRuleSyntax
 	}
-	if i := slices.IndexFunc(s.keys, func(k keyPattern) bool { return k.pattern == pattern }); i >= 0 {
+	if i := s.keyIndex.find(len(s.keys), s.keyPatternAt, pattern); i >= 0 {
 		s.keys[i].perm |= perm
 	} else {
+		s.keyIndex.added(pattern, len(s.keys))
 		s.keys = append(s.keys, keyPattern{perm: perm, pattern: pattern})
 	}
 	s.flags &^= selectorAllKeys

@@ -411,3 +411,27 @@ func TestEveryServedCommandIsInTheACLTable(t *testing.T) {
 	require.Equal(t, "OK", c.Do("AUTH", "svc", "x").Str)
 	assert.Equal(t, "NOPERM this user has no permissions to run the 'client|setinfo' command", c.Do("CLIENT", "SETINFO", "lib-name", "x").Str)
 }
+
+// Long rule lists (past listIndexFrom, where duplicates are found through
+// an index): channels, key patterns with their permissions merged, and
+// passwords added twice and removed, as redis-server keeps them.
+func TestLongRuleListsAsRedis(t *testing.T) {
+	theirs, ours := redistest.Dial(t, redistest.Start(t)), redistest.Dial(t, start(t, &Server{}))
+	args := []string{"ACL", "SETUSER", "long", "on"}
+	for i := range 100 {
+		n := strconv.Itoa(i % 70) // duplicates past the first 70
+		args = append(args, "&ch:"+n, "%R~k"+n, ">p"+n)
+		if i%3 == 0 {
+			args = append(args, "%W~k"+n)
+		}
+	}
+	for i := 0; i < 70; i += 7 {
+		args = append(args, "<p"+strconv.Itoa(i))
+	}
+	args = append(args, ">p0", "<p69", "&ch:5", "~k5", "(&a &b &a ~x ~x)")
+	for _, cmd := range [][]string{args, {"ACL", "LIST"}, {"ACL", "GETUSER", "long"},
+		{"ACL", "SETUSER", "long", "<p7"}, {"ACL", "SETUSER", "long", "resetchannels", "&ch:1", "&ch:1", "resetkeys", "~a"},
+		{"ACL", "LIST"}, {"ACL", "DRYRUN", "long", "publish", "ch:1", "x"}, {"ACL", "DRYRUN", "long", "publish", "ch:2", "x"}} {
+		require.Equal(t, canonACL(cmd, theirs.Do(cmd...)), canonACL(cmd, ours.Do(cmd...)), "%.60q", cmd)
+	}
+}
