@@ -921,6 +921,10 @@ func (u *aclUser) channelList() []pubsub.Pattern {
 	return all
 }
 
+// noPasswords is what credentials compares a password's hash with for a
+// user that has none, or no user: a hash no password has.
+var noPasswords = []string{strings.Repeat("0", 64)}
+
 // credentials checks a user name and password as Redis's
 // ACLCheckUserCredentials, doing the same work whether the user is
 // unknown, disabled or the password wrong, so that no timing tells one
@@ -931,7 +935,7 @@ func (a *aclState) credentials(name, pass string) *aclUser {
 	var hexSum [64]byte
 	hex.Encode(hexSum[:], sum[:])
 	u := a.users[name]
-	hashes := []string{strings.Repeat("0", 64)} // compared with when u has none
+	hashes := noPasswords // compared with when u has none
 	if u != nil && len(u.passwords) > 0 {
 		hashes = u.passwords
 	}
