@@ -149,6 +149,7 @@ type ConnInfo struct {
 	LastActivity  time.Time  `json:"last_activity"`
 	Idle          string     `json:"idle"`
 	LastCommand   string     `json:"last_cmd,omitempty"`
+	User          string     `json:"user,omitempty"`
 	Subscriptions int        `json:"subscriptions"`
 	Channels      int        `json:"channels"`
 	Patterns      int        `json:"patterns"`
@@ -243,7 +244,7 @@ func (m *monitor) connz(w http.ResponseWriter, r *http.Request) {
 func connInfo(ci server.ClientInfo, now time.Time) ConnInfo {
 	out := ConnInfo{
 		ID: ci.ID, Addr: ci.Addr, Name: ci.Name, Library: ci.Library, Protocol: ci.Protocol,
-		Start: ci.Connected, LastActivity: ci.LastActive, LastCommand: ci.LastCommand,
+		Start: ci.Connected, LastActivity: ci.LastActive, LastCommand: ci.LastCommand, User: ci.User,
 		Subscriptions: subscriptions(&ci), Channels: ci.Channels, Patterns: ci.Patterns, ShardChannels: ci.ShardChannels,
 		OutBytes: ci.OutputBytes, OutPeak: ci.OutputPeak, Delivered: ci.Delivered,
 	}

@@ -188,6 +188,7 @@ func TestConnzShowsAStuckSubscriberAndWhyItWent(t *testing.T) {
 	require.Len(t, open.Connections, 1)
 	assert.Equal(t, "publisher", open.Connections[0].Name)
 	assert.Equal(t, "publish", open.Connections[0].LastCommand)
+	assert.Equal(t, "default", open.Connections[0].User)
 	assert.Equal(t, 2, open.Connections[0].Protocol)
 	all := getJSON[monitor.Connz](t, mon, "/connz?state=all&offset=1&limit=5")
 	assert.Equal(t, 2, all.Total)

@@ -12,8 +12,15 @@ import (
 // startAs makes def (the default user) the client's user, authenticated
 // if def needs no password, as Redis's createClient.
 func (c *conn) startAs(def *aclUser) {
-	c.user = def
-	c.authenticated = def.flags&userNopass != 0 && def.flags&userOff == 0
+	c.runAs(def, def.flags&userNopass != 0 && def.flags&userOff == 0)
+}
+
+// runAs makes u the client's user; c.mu must not be held.
+func (c *conn) runAs(u *aclUser, authenticated bool) {
+	c.user, c.authenticated = u, authenticated
+	c.mu.Lock()
+	c.userLabel = u.name
+	c.mu.Unlock()
 }
 
 // authRequired is Redis's authRequired: the default user has a password
@@ -40,7 +47,7 @@ func (c *conn) authenticate(object, name, pass string, argv int) bool {
 		c.logDenial("auth", object, name, argv)
 		return false
 	}
-	c.user, c.authenticated = u, true
+	c.runAs(u, true)
 	return true
 }
 
@@ -106,7 +113,7 @@ func (c *conn) dropClientsOf(users map[*aclUser]bool) {
 		if !users[o.user] {
 			continue
 		}
-		o.user, o.authenticated = c.srv.acl.def, false
+		o.runAs(c.srv.acl.def, false)
 		if o == c {
 			c.endedBecause(Killed)
 			c.quit = true

@@ -374,11 +374,14 @@ func TestGeneratedACLRulesAsRedis(t *testing.T) {
 // the client the default user again, unauthenticated if the default user
 // needs a password.
 func TestHelloAuthAndResetWithUsers(t *testing.T) {
-	c := redistest.Dial(t, start(t, &Server{Users: []string{"alice on >pw resetchannels &a -@all +@pubsub +@connection +acl|whoami", "default on >adm ~* &* +@all"}}))
+	srv := &Server{Users: []string{"alice on >pw resetchannels &a -@all +@pubsub +@connection +acl|whoami", "default on >adm ~* &* +@all"}}
+	c := redistest.Dial(t, start(t, srv))
 	assert.Equal(t, "NOAUTH Authentication required.", c.Do("PING").Str)
 	hello := c.Do("HELLO", "3", "AUTH", "alice", "pw")
 	require.Equal(t, byte('%'), hello.Type, "%v", hello)
 	assert.Equal(t, "alice", c.Do("ACL", "WHOAMI").Str)
+	require.Len(t, srv.Clients(), 1)
+	assert.Equal(t, "alice", srv.Clients()[0].User, "ClientInfo's user")
 	assert.Equal(t, int64(0), c.Do("PUBLISH", "a", "x").Int)
 	assert.Equal(t, "NOPERM this user has no permissions to access one of the channels used as arguments", c.Do("PUBLISH", "b", "x").Str)
 	assert.Equal(t, "RESET", c.Do("RESET").Str)

@@ -100,6 +100,8 @@ type ClientInfo struct {
 	LastActive time.Time // when a byte was last read from it or written to it
 	// LastCommand is the last command it ran, as CLIENT LIST's cmd.
 	LastCommand string
+	// User is the ACL user it runs as, as CLIENT LIST's user.
+	User string
 
 	Channels, Patterns, ShardChannels int
 	// OutputBytes is the output queued for it and not yet written,
@@ -170,6 +172,7 @@ func (c *conn) clientInfo() ClientInfo {
 		Protocol:    c.proto,
 		Connected:   c.born,
 		LastCommand: c.lastCmd,
+		User:        c.userLabel,
 		OutputBytes: c.out.pending(),
 		OutputPeak:  c.outPeak,
 		Reason:      c.why,

@@ -118,10 +118,10 @@ func cmdReset(c *conn, w *resp.Writer, _ []string) {
 	sub := c.sub
 	c.sub, c.subCount, c.shardCount = nil, 0, 0
 	c.proto = c.srv.firstProtocol()
-	c.startAs(c.srv.acl.def)
 	c.name, c.db = "", 0
 	c.track = tracking{}
 	c.mu.Unlock()
+	c.startAs(c.srv.acl.def)
 	if sub != nil {
 		_ = sub.Close()
 	}

@@ -125,7 +125,8 @@ type conn struct {
 	lib       [2]string // CLIENT SETINFO lib-name, lib-ver
 	db        int
 	lastCmd   string
-	proto     int // 2 or 3
+	userLabel string // the name of user (below), for ClientInfo off the loop
+	proto     int    // 2 or 3
 	out       outQueue
 	softSince time.Time // since when the output has been over the soft limit
 	closing   bool      // no more output is accepted
