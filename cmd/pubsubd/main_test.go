@@ -155,10 +155,7 @@ func TestTLSPortServesRedisCli(t *testing.T) {
 	ca := tlstest.NewCA(t)
 	srvCert, cliCert := ca.Server(), ca.Client()
 	bin := buildPubsubd(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	port := freePort(t)
 
 	var log redistest.Output
 	srv := exec.Command(bin, "-port", "0", "-tls-port", port, "-tls-cert-file", srvCert.CertFile,
@@ -222,6 +219,14 @@ func TestTLSFlagsAreChecked(t *testing.T) {
 	}
 }
 
+// freePort is a loopback port free now, for pubsubd to listen on.
+func freePort(t *testing.T) string {
+	t.Helper()
+	p, err := redistest.FreePort()
+	require.NoError(t, err)
+	return strconv.Itoa(p)
+}
+
 // buildPubsubd builds the binary for a test.
 func buildPubsubd(t *testing.T) string {
 	t.Helper()
@@ -252,10 +257,7 @@ func waitListening(t *testing.T, addr string, log *redistest.Output) {
 // winning, as redis-server reads its configuration.
 func TestConfigFileThenCommandLine(t *testing.T) {
 	bin := buildPubsubd(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	port := freePort(t)
 	conf := filepath.Join(t.TempDir(), "redis.conf")
 	require.NoError(t, os.WriteFile(conf, []byte("port "+port+"\ntimeout 30\nmaxclients 50\nhz 20\nrequirepass fromfile\n"), 0o644))
 
@@ -305,12 +307,7 @@ func TestConfigErrorAsRedisServer(t *testing.T) {
 func TestUsersFromConfigAndACLFile(t *testing.T) {
 	bin := buildPubsubd(t)
 	dir := t.TempDir()
-	port := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer ln.Close()
-		return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	}
+	port := func() string { return freePort(t) }
 	startd := func(args ...string) string {
 		p := port()
 		var log redistest.Output
@@ -359,10 +356,7 @@ func TestBindEveryAddress(t *testing.T) {
 	}
 	ln6.Close()
 	bin := buildPubsubd(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	port := freePort(t)
 	var log redistest.Output
 	srv := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "-::1", "-192.0.2.1")
 	srv.Stdout, srv.Stderr = &log, &log
