@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strconv"
@@ -208,6 +209,72 @@ func BenchmarkCredentials(b *testing.B) {
 			for b.Loop() {
 				_ = a.credentials(tc.user, tc.pass)
 			}
+		})
+	}
+}
+
+// BenchmarkCommandPath measures the loop's own work per command, without
+// a system call: parse a pipeline of 16 PUBLISH of 64 bytes, run them and
+// queue their replies (and, with a subscriber, its messages). The output
+// is dropped after each pipeline, as a write would take it. It is the
+// user-space share of the cheap-command cells of bench/servers.sh.
+func BenchmarkCommandPath(b *testing.B) {
+	for _, subs := range []int{0, 1} {
+		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
+			srv := &Server{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			srv.mu.Lock()
+			srv.init()
+			srv.mu.Unlock()
+			defer srv.Close()
+			client := func() *conn {
+				peer, pipe := net.Pipe()
+				b.Cleanup(func() { peer.Close() })
+				c := newConn(srv, pipe)
+				srv.mu.Lock()
+				srv.conns[c.id] = c
+				srv.mu.Unlock()
+				return c
+			}
+			drop := func(c *conn) {
+				c.mu.Lock()
+				for _, chunk := range c.out.chunks {
+					srv.chunks.Put((*[outChunk]byte)(chunk[:outChunk]))
+				}
+				c.out = outQueue{}
+				c.mu.Unlock()
+			}
+			pub := client()
+			var subscribers []*conn
+			for range subs {
+				subscribers = append(subscribers, client())
+			}
+			cmd := "*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$64\r\n" + strings.Repeat("x", 64) + "\r\n"
+			batch := []byte(strings.Repeat(cmd, 16))
+			done := make(chan struct{})
+			srv.loop.do(func() { // commands run on the loop only
+				defer close(done)
+				for _, c := range subscribers {
+					c.run([]string{"SUBSCRIBE", "bench"})
+					drop(c)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i += 16 {
+					for rest := batch; len(rest) > 0; {
+						n := copy(pub.dec.Space(), rest)
+						pub.dec.Wrote(n)
+						rest = rest[n:]
+					}
+					srv.loop.runCommands(pub)
+					drop(pub)
+					for _, c := range subscribers {
+						drop(c)
+					}
+				}
+				b.StopTimer()
+			})
+			<-done
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cmds/s")
 		})
 	}
 }

@@ -3,20 +3,16 @@ package server
 import (
 	"fmt"
 	"math/bits"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // INFO's commandstats and latencystats: per command, the calls, their
 // time, the calls refused before they ran and those that replied an
-// error, and a histogram of their durations. Connections add to one of
-// several stripes, chosen by their id, so that parallel publishers do not
-// all write the same cache lines.
+// error, and a histogram of their durations. Only the loop runs commands
+// and INFO, so the figures are the loop's alone: plain counters, no lock.
 
 // histBuckets is a log-linear histogram's size: 16 buckets per power of
 // two, within 1/16 of a value, from 1 ns to over an hour.
@@ -24,8 +20,6 @@ const (
 	histSub     = 4 // log2 of the buckets per power of two
 	histBuckets = (43 - histSub) << histSub
 )
-
-type latencyHist [histBuckets]atomic.Uint64
 
 func histIndex(ns uint64) int {
 	if ns < 1<<histSub {
@@ -47,93 +41,55 @@ func histUpper(i int) uint64 {
 	return (sub+1)<<shift - 1
 }
 
-type cmdStripe struct {
-	calls, nanos, rejected, failed atomic.Int64
-	hist                           latencyHist
-}
-
 // cmdStats are one command's figures, made on its first use.
 type cmdStats struct {
-	stripes []cmdStripe
-}
-
-// commandStats holds every command's figures.
-type commandStats struct {
-	once    sync.Once
-	stripes int // a power of two
-	mu      sync.Mutex
-	byCmd   map[*command]*cmdStats
-}
-
-func (cs *commandStats) of(cmd *command) *cmdStats {
-	cs.once.Do(func() {
-		cs.stripes = 1 << bits.Len(uint(max(runtime.GOMAXPROCS(0), 1)-1))
-		cs.byCmd = map[*command]*cmdStats{}
-	})
-	if st := cmd.stats.Load(); st != nil {
-		return st
-	}
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	st := cmd.stats.Load()
-	if st == nil {
-		st = &cmdStats{stripes: make([]cmdStripe, cs.stripes)}
-		cmd.stats.Store(st)
-		cs.byCmd[cmd] = st
-	}
-	return st
-}
-
-func (c *conn) cmdStripe(cmd *command) *cmdStripe {
-	st := c.srv.cmdStats.of(cmd)
-	return &st.stripes[int(c.id)&(len(st.stripes)-1)]
-}
-
-// rejected counts a call refused before it ran.
-func (c *conn) rejected(cmd *command) { c.cmdStripe(cmd).rejected.Add(1) }
-
-// ran counts a call that ran for d, and failed if it replied an error.
-func (c *conn) ran(cmd *command, d time.Duration, failed bool) {
-	s := c.cmdStripe(cmd)
-	s.calls.Add(1)
-	s.nanos.Add(int64(d))
-	s.hist[histIndex(uint64(max(d, 0)))].Add(1)
-	if failed {
-		s.failed.Add(1)
-	}
-}
-
-// cmdTotals is one command's figures, summed over its stripes.
-type cmdTotals struct {
-	name                           string
 	calls, nanos, rejected, failed int64
 	hist                           [histBuckets]uint64
 }
 
-func (cs *commandStats) totals() []cmdTotals {
-	cs.mu.Lock()
-	cmds := make([]*command, 0, len(cs.byCmd))
-	stats := make([]*cmdStats, 0, len(cs.byCmd))
-	for cmd, st := range cs.byCmd {
-		cmds = append(cmds, cmd)
-		stats = append(stats, st)
+// commandStats holds every command's figures; the loop owns it.
+type commandStats struct {
+	byCmd map[*command]*cmdStats
+}
+
+func (cs *commandStats) of(cmd *command) *cmdStats {
+	if cmd.stats != nil {
+		return cmd.stats
 	}
-	cs.mu.Unlock()
+	if cs.byCmd == nil {
+		cs.byCmd = map[*command]*cmdStats{}
+	}
+	st := &cmdStats{}
+	cmd.stats = st
+	cs.byCmd[cmd] = st
+	return st
+}
+
+// rejected counts a call refused before it ran.
+func (c *conn) rejected(cmd *command) { c.srv.cmdStats.of(cmd).rejected++ }
+
+// ran counts a call that ran for d, and failed if it replied an error.
+func (c *conn) ran(cmd *command, d time.Duration, failed bool) {
+	s := c.srv.cmdStats.of(cmd)
+	s.calls++
+	s.nanos += int64(d)
+	s.hist[histIndex(uint64(max(d, 0)))]++
+	if failed {
+		s.failed++
+	}
+}
+
+// cmdTotals is one command's figures and its name.
+type cmdTotals struct {
+	name string
+	*cmdStats
+}
+
+func (cs *commandStats) totals() []cmdTotals {
 	var out []cmdTotals
-	for i, st := range stats {
-		t := cmdTotals{name: cmds[i].name}
-		for j := range st.stripes {
-			s := &st.stripes[j]
-			t.calls += s.calls.Load()
-			t.nanos += s.nanos.Load()
-			t.rejected += s.rejected.Load()
-			t.failed += s.failed.Load()
-			for k := range s.hist {
-				t.hist[k] += s.hist[k].Load()
-			}
-		}
-		if t.calls+t.rejected+t.failed > 0 {
-			out = append(out, t)
+	for cmd, st := range cs.byCmd {
+		if st.calls+st.rejected+st.failed > 0 {
+			out = append(out, cmdTotals{cmd.name, st})
 		}
 	}
 	slices.SortFunc(out, func(a, b cmdTotals) int { return strings.Compare(a.name, b.name) })
@@ -142,19 +98,8 @@ func (cs *commandStats) totals() []cmdTotals {
 
 // clear starts every figure again from 0, as CONFIG RESETSTAT.
 func (cs *commandStats) clear() {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
 	for _, st := range cs.byCmd {
-		for j := range st.stripes {
-			s := &st.stripes[j]
-			s.calls.Store(0)
-			s.nanos.Store(0)
-			s.rejected.Store(0)
-			s.failed.Store(0)
-			for k := range s.hist {
-				s.hist[k].Store(0)
-			}
-		}
+		*st = cmdStats{}
 	}
 }
 

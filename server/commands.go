@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/gopherpubsub/pubsub"
 	"github.com/gopherpubsub/pubsub/internal/resp"
@@ -32,7 +31,7 @@ type command struct {
 	// unsupported: a Redis command this server does not serve, made for
 	// one call; it has no figures in INFO commandstats.
 	unsupported bool
-	stats       atomic.Pointer[cmdStats] // INFO commandstats, made on first use
+	stats       *cmdStats // INFO commandstats, made on first use; the loop's
 	// ns is the namespace of a command that exists once per namespace
 	// (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE; PUBLISH, SPUBLISH; ...).
 	ns pubsub.Namespace
@@ -188,7 +187,7 @@ func (c *conn) dispatch(w *resp.Writer, args []string) {
 // runOne runs one command, or refuses it, writing its reply after
 // w.Buf[:start].
 func (c *conn) runOne(w *resp.Writer, args []string, start int) {
-	cmd, errMsg := c.srv.table().lookup(args)
+	cmd, errMsg := c.lookup(args)
 	if errMsg != "" {
 		if cmd != nil {
 			c.rejectedCall(cmd)
@@ -230,11 +229,16 @@ func (c *conn) runOne(w *resp.Writer, args []string, start int) {
 			return
 		}
 		c.cmd = cmd
-		began := c.srv.monotonic()
-		cmd.run(c, w, args)
-		if !cmd.unsupported {
-			c.ran(cmd, c.srv.monotonic()-began, len(w.Buf) > start && w.Buf[start] == '-')
+		began := c.ranUntil
+		if began == 0 {
+			began = c.srv.monotonic()
 		}
+		cmd.run(c, w, args)
+		ended := c.srv.monotonic()
+		if !cmd.unsupported {
+			c.ran(cmd, ended-began, len(w.Buf) > start && w.Buf[start] == '-')
+		}
+		c.ranUntil = ended
 		c.cmd = nil
 	}
 }
@@ -255,7 +259,12 @@ func (c *conn) failMulti() {
 // lookup finds the command for args, or returns Redis's error for an
 // unknown command, an unknown subcommand or a wrong number of arguments.
 func (t *commandTable) lookup(args []string) (*command, string) {
-	cmd := findFold(t.cmds, args[0])
+	return t.resolve(findFold(t.cmds, args[0]), args)
+}
+
+// resolve is lookup's work once the table's entry for args[0] is found
+// (nil: none).
+func (t *commandTable) resolve(cmd *command, args []string) (*command, string) {
 	name := ""
 	if cmd == nil {
 		name = lower(args[0])
@@ -286,10 +295,31 @@ func (t *commandTable) lookup(args []string) (*command, string) {
 		}
 		cmd = sub
 	}
+	return cmd, cmd.arityError(args)
+}
+
+// arityError is the error for a call of cmd with the wrong number of
+// arguments (a rejected call of cmd), or "".
+func (cmd *command) arityError(args []string) string {
 	if (cmd.arity > 0 && len(args) != cmd.arity) || len(args) < -cmd.arity {
-		return cmd, fmt.Sprintf("ERR wrong number of arguments for '%s' command", cmd.name) // a rejected call of cmd
+		return fmt.Sprintf("ERR wrong number of arguments for '%s' command", cmd.name)
 	}
-	return cmd, ""
+	return ""
+}
+
+// lookup is the table's lookup, remembering the last command the client
+// named, as it named it: a pipeline names one command over and over, and
+// comparing a few bytes costs less than a map's hash.
+func (c *conn) lookup(args []string) (*command, string) {
+	t := c.srv.table()
+	top := c.looked
+	if top == nil || args[0] != c.lookedAs {
+		top = findFold(t.cmds, args[0])
+		if top != nil {
+			c.looked, c.lookedAs = top, strings.Clone(args[0]) // not the command's whole text
+		}
+	}
+	return t.resolve(top, args)
 }
 
 // cmdUnsupported answers a Redis command this server does not serve. It
@@ -316,14 +346,14 @@ func findFold(m map[string]*command, name string) *command {
 	return m[string(buf[:len(name)])]
 }
 
-// sanitize replaces line breaks, which an error reply cannot carry, with
-// spaces, as Redis does.
 // subcommandSyntaxError answers a subcommand given the wrong arguments
 // as Redis's addReplySubcommandSyntaxError does.
 func subcommandSyntaxError(w *resp.Writer, container, sub string) {
 	w.Error(sanitize(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try %s HELP.", sub, container)))
 }
 
+// sanitize replaces line breaks, which an error reply cannot carry, with
+// spaces, as Redis does.
 func sanitize(s string) string {
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
 }

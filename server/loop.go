@@ -643,6 +643,7 @@ func (l *loop) runCommands(c *conn) {
 	defer func() {
 		c.queryBuffered.Store(int64(c.dec.Buffered()))
 		c.readBufferHeld.Store(int64(c.dec.Held()))
+		c.ranUntil = 0 // the next turn's first command reads the clock
 	}()
 	c.capped = false
 	for ran := 0; !c.inputDone && !c.parked; ran++ {
@@ -683,6 +684,7 @@ func (l *loop) runCommands(c *conn) {
 // runHeld runs a command that was parked, then goes on with c's input.
 func (l *loop) runHeld(c *conn, args []string) {
 	l.ran(c, c.run(args))
+	c.ranUntil = 0
 }
 
 // ran follows a command of c: its output is written before the loop
