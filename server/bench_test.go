@@ -219,7 +219,7 @@ func BenchmarkCredentials(b *testing.B) {
 // is dropped after each pipeline, as a write would take it. It is the
 // user-space share of the cheap-command cells of bench/servers.sh.
 func BenchmarkCommandPath(b *testing.B) {
-	for _, subs := range []int{0, 1} {
+	for _, subs := range []int{0, 1, 10} {
 		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
 			srv := &Server{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			srv.mu.Lock()

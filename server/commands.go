@@ -197,12 +197,12 @@ func (c *conn) runOne(w *resp.Writer, args []string, start int) {
 		w.Error(errMsg)
 		return
 	}
-	c.mu.Lock()
-	proto, subscribed := c.proto, c.subscribedLocked()
-	if !c.inExec { // as Redis's lastcmd: EXEC's, not its queued commands'
+	proto, subscribed := c.proto, c.subscribedLocked() // the loop's to write: read without mu
+	if !c.inExec && c.lastCmd != cmd.name { // as Redis's lastcmd: EXEC's, not its queued commands'
+		c.mu.Lock()
 		c.lastCmd = cmd.name
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	w.Proto = proto
 	if c.authRequired() && !cmd.noAuth {
 		c.rejectedCall(cmd)

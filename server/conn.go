@@ -128,7 +128,9 @@ type conn struct {
 	waits blockwait.Waits
 
 	mu sync.Mutex
-	// guards the fields below
+	// guards the fields below. Of them, lastCmd, proto, subCount and
+	// shardCount are written by the loop alone (under mu), so the loop
+	// reads them without it.
 	name      string
 	addrText  string    // the peer's address, as CLIENT LIST writes it, once it has
 	laddrText string    // the local one
@@ -542,10 +544,13 @@ func (c *conn) closeAfterFlush() {
 // subscriber of one protocol, and this connection is written to before
 // the loop waits again. From a Go publisher, the loop is woken to write
 // it, once for however many messages come before it does.
-// A message for a name the client no longer holds comes from a publish
-// that raced with the unsubscribe (a func subscription may be called once
-// after it); Redis would have sent it before the confirmation, which has
-// been queued already under c.mu, so it is dropped.
+// A message for a name the client no longer holds comes from a Go
+// publisher that raced with the unsubscribe (a func subscription may be
+// called once after it); Redis would have sent it before the
+// confirmation, which has been queued already under c.mu, so it is
+// dropped. A publish on the loop needs no such check: an unsubscribe ran
+// before it on the same goroutine, and the subscription never offers a
+// name it no longer holds.
 func (c *conn) deliver(ctx context.Context, sub *pubsub.Subscription, m pubsub.Message) {
 	batch, _ := ctx.Value(batchKey{}).(*publishBatch)
 	c.mu.Lock()
@@ -554,7 +559,7 @@ func (c *conn) deliver(ctx context.Context, sub *pubsub.Subscription, m pubsub.M
 	if m.Kind == pubsub.KindPMessage {
 		name = m.Pattern
 	}
-	if c.sub != sub || !sub.Holds(m.Kind.Namespace(), name) {
+	if c.sub != sub || (batch == nil && !sub.Holds(m.Kind.Namespace(), name)) {
 		return // after RESET, or unsubscribed
 	}
 	var enc []byte

@@ -177,6 +177,18 @@ func (d *Decoder) inline() ([]string, bool, error) {
 // returns the number, the length of its text and where the next line
 // starts, or next 0 when the line has not all arrived.
 func number(data []byte, at int, tooBig string) (n int64, textLen, next int, ok bool, err error) {
+	// Most lengths are a few digits without a leading zero: read them in
+	// one pass. Anything else (a sign, a zero, an odd byte, a line not
+	// all here) takes the general way below, which has Redis's rules.
+	if k := at + 1; k < len(data) && '1' <= data[k] && data[k] <= '9' {
+		var v int64
+		for ; k < len(data) && k-at <= 18 && '0' <= data[k] && data[k] <= '9'; k++ {
+			v = v*10 + int64(data[k]-'0')
+		}
+		if k+1 < len(data) && data[k] == '\r' {
+			return v, k - at - 1, k + 2, true, nil
+		}
+	}
 	i := bytes.IndexByte(data[at:], '\r')
 	if i < 0 {
 		if len(data)-at-1 > MaxInlineSize {
