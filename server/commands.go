@@ -198,7 +198,7 @@ func (c *conn) runOne(w *resp.Writer, args []string, start int) {
 		return
 	}
 	proto, subscribed := c.proto, c.subscribedLocked() // the loop's to write: read without mu
-	if !c.inExec && c.lastCmd != cmd.name { // as Redis's lastcmd: EXEC's, not its queued commands'
+	if !c.inExec && c.lastCmd != cmd.name {            // as Redis's lastcmd: EXEC's, not its queued commands'
 		c.mu.Lock()
 		c.lastCmd = cmd.name
 		c.mu.Unlock()
