@@ -197,8 +197,10 @@ func (c *conn) runOne(w *resp.Writer, args []string, start int) {
 		w.Error(errMsg)
 		return
 	}
-	proto, subscribed := c.proto, c.subscribedLocked() // the loop's to write: read without mu
-	if !c.inExec && c.lastCmd != cmd.name {            // as Redis's lastcmd: EXEC's, not its queued commands'
+	// The loop alone writes these: it reads them without mu.
+	proto, subscribed := c.proto, c.subscribedLocked()
+	// As Redis's lastcmd: EXEC's, not its queued commands'.
+	if !c.inExec && c.lastCmd != cmd.name {
 		c.mu.Lock()
 		c.lastCmd = cmd.name
 		c.mu.Unlock()
