@@ -98,10 +98,15 @@ if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
     for clients in 20 1; do
       row="| $subs | $clients |"
       for pipe in 1 16; do
-        declare -A rate=()
+        declare -A rate=() runs_of=()
+        for _ in $(seq "$runs"); do # alternating runs; the median of each server's
+          for port in $pubsubd_port $redis_port; do
+            runs_of[$port]+="$(taskset -c 1 redis-benchmark -p $port -c $clients -n $requests -P $pipe -q \
+              PUBLISH bench hello | awk '{ for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1) "
+          done
+        done
         for port in $pubsubd_port $redis_port; do
-          rate[$port]=$(taskset -c 1 redis-benchmark -p $port -c $clients -n $requests -P $pipe -q \
-            PUBLISH bench hello | awk '{ for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1)
+          rate[$port]=$(echo "${runs_of[$port]}" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
         done
         row="$row $(awk -v a="${rate[$pubsubd_port]}" -v b="${rate[$redis_port]}" 'BEGIN { printf "%.0f / %.0f = %.2fx", a, b, a / b }') |"
       done
