@@ -155,7 +155,12 @@ func serveTLSFromParams(t *testing.T, srv *Server) (tlsAddr, plainAddr string) {
 			t.Errorf("ServeTLS returned %v; want ErrServerClosed", err)
 		}
 	})
-	return ln.Addr().String(), start(t, srv)
+	plain := start(t, srv)
+	// A CONFIG SET of a tls-* parameter is checked once TLS is served
+	// from the parameters: wait for ServeTLS to have made its
+	// configuration, or the first command may come before it.
+	require.Eventually(t, func() bool { return srv.tlsLive.Load() != nil }, 10*time.Second, time.Millisecond)
+	return ln.Addr().String(), plain
 }
 
 // TestTLSParamsAsRedis starts redis-server and this server with the same
