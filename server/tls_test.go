@@ -30,17 +30,25 @@ func startTLS(t *testing.T, srv *Server) (tlsAddr, plainAddr string, ca *tlstest
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    ca.Pool,
 	}
+	return serveTLS(t, srv, cfg), start(t, srv), ca
+}
+
+// serveTLS has srv serve TLS with config (nil: made of its tls-*
+// parameters) on a free port until the test ends, and returns the
+// address.
+func serveTLS(t *testing.T, srv *Server, config *tls.Config) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)
-	go func() { served <- srv.ServeTLS(ln, cfg) }()
+	go func() { served <- srv.ServeTLS(ln, config) }()
 	t.Cleanup(func() {
 		_ = srv.Close()
 		if err := <-served; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("ServeTLS returned %v; want ErrServerClosed", err)
 		}
 	})
-	return ln.Addr().String(), start(t, srv), ca
+	return ln.Addr().String()
 }
 
 // dialTLS connects as a client with a certificate from ca.
@@ -145,22 +153,13 @@ func TestServeTLSWithoutCertificate(t *testing.T) {
 // plain TCP; it returns both addresses.
 func serveTLSFromParams(t *testing.T, srv *Server) (tlsAddr, plainAddr string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeTLS(ln, nil) }()
-	t.Cleanup(func() {
-		_ = srv.Close()
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("ServeTLS returned %v; want ErrServerClosed", err)
-		}
-	})
-	plain := start(t, srv)
+	tlsAddr = serveTLS(t, srv, nil)
+	plainAddr = start(t, srv)
 	// A CONFIG SET of a tls-* parameter is checked once TLS is served
 	// from the parameters: wait for ServeTLS to have made its
 	// configuration, or the first command may come before it.
 	require.Eventually(t, func() bool { return srv.tlsLive.Load() != nil }, 10*time.Second, time.Millisecond)
-	return ln.Addr().String(), plain
+	return tlsAddr, plainAddr
 }
 
 // TestTLSParamsAsRedis starts redis-server and this server with the same
