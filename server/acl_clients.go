@@ -1,7 +1,6 @@
 package server
 
 import (
-	"strconv"
 	"time"
 )
 
@@ -59,9 +58,8 @@ func (c *conn) logDenial(reason, object, user string, argv int) {
 	if c.multi != nil || c.inExec {
 		context = "multi"
 	}
-	maxLen, _ := strconv.Atoi(c.srv.configValue("acllog-max-len"))
 	c.srv.aclLog.add(&aclLogEntry{reason: reason, context: context, object: object, username: user,
-		at: time.Now(), client: c.infoLine(argv)}, maxLen)
+		at: time.Now(), client: c.infoLine(argv)}, c.srv.limits.Load().aclLogMaxLen)
 }
 
 // permitted checks the client's user may run cmd with args, as Redis's

@@ -394,6 +394,13 @@ func setParam(lim *limits, values map[string]string, p *redisParam, v string) {
 		lim.maxQueryBuffer, _ = strconv.ParseInt(v, 10, 64)
 	case "proto-max-bulk-len":
 		lim.maxBulkLen, _ = strconv.ParseInt(v, 10, 64)
+	case "acllog-max-len":
+		n, _ := strconv.ParseInt(v, 10, 64)
+		lim.aclLogMaxLen = int(min(n, math.MaxInt))
+		values[p.storage()] = v
+	case "tcp-keepalive":
+		lim.tcpKeepAlive, _ = strconv.Atoi(v)
+		values[p.storage()] = v
 	default:
 		values[p.storage()] = v
 	}

@@ -238,6 +238,7 @@ func (l *loop) run() {
 		}
 		l.flush = l.flush[:0]
 		if stopped {
+			l.releaseSockets()
 			l.closeListeners()
 			if l.poller != nil {
 				l.poller.close()
@@ -245,6 +246,23 @@ func (l *loop) run() {
 			return
 		}
 	}
+}
+
+// releaseSockets lets go of the sockets the loop accepted, as it stops:
+// those of clients that were not killed are closed by their kill.
+func (l *loop) releaseSockets() {
+	l.srv.mu.Lock()
+	defer l.srv.mu.Unlock()
+	for _, c := range l.srv.conns {
+		if s, ok := c.nc.(*loopSocket); ok {
+			s.release()
+		}
+	}
+}
+
+func isLoopSocket(nc net.Conn) bool {
+	_, ok := nc.(*loopSocket)
+	return ok
 }
 
 // polledConn is a connection the poller reported, and what for.
@@ -339,11 +357,15 @@ func (l *loop) acceptFrom(pl *polledListener, polled []polledConn) []polledConn 
 			l.srv.logger().Warn("pubsub server: accept", "err", err)
 			return polled
 		}
-		if c := l.srv.register(nc); c != nil {
-			l.add(c)
-			if c.token != 0 {
-				polled = append(polled, polledConn{c, pollFresh})
-			}
+		nc.setUpTCP(l.srv.limits.Load().tcpKeepAlive)
+		c := l.srv.register(nc)
+		if c == nil { // refused, and closed
+			nc.release()
+			continue
+		}
+		l.add(c)
+		if c.token != 0 {
+			polled = append(polled, polledConn{c, pollFresh})
 		}
 	}
 	return polled
@@ -376,6 +398,9 @@ func (l *loop) handle(ev event) {
 			l.endInput(c)
 		}
 		l.endWrites(c)
+		if s, ok := c.nc.(*loopSocket); ok {
+			s.release() // the loop is done with it
+		}
 	case evFunc:
 		ev.fn()
 	}
@@ -394,6 +419,14 @@ func (l *loop) add(c *conn) {
 	case mem:
 		c.src = m.client // its input comes as events
 	case l.poll(c):
+		return
+	case isLoopSocket(c.nc):
+		// A socket the loop accepted has no other reader: it is closed, as
+		// Redis closes a client whose socket its loop cannot watch.
+		l.srv.logger().Warn("pubsub server: cannot watch a new client's socket", "id", c.id, "addr", c.nc.RemoteAddr())
+		c.loopWrites.Store(true) // no writer: its kill's event ends the writes
+		c.kill()
+		l.endInput(c)
 		return
 	default:
 		c.src = startFallbackReader(c)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"net"
 	"os"
 	"syscall"
 	"time"
@@ -153,31 +152,3 @@ func (p *poller) close() {
 
 // errNoPending is acceptOne's answer when no connection waits.
 var errNoPending = errors.New("server: no connection waiting")
-
-// acceptOne accepts a connection waiting on the listening socket raw,
-// without waiting for one (errNoPending when none does).
-func acceptOne(raw syscall.RawConn) (net.Conn, error) {
-	var nfd int
-	var aerr error
-	// A listener's RawConn has Control only; it holds the descriptor all
-	// the same.
-	err := raw.Control(func(fd uintptr) {
-		for {
-			nfd, _, aerr = syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-			if aerr != syscall.EINTR && aerr != syscall.ECONNABORTED {
-				return
-			}
-		}
-	})
-	switch {
-	case err != nil:
-		return nil, err // the listener was closed
-	case aerr == syscall.EAGAIN:
-		return nil, errNoPending
-	case aerr != nil:
-		return nil, os.NewSyscallError("accept4", aerr)
-	}
-	f := os.NewFile(uintptr(nfd), "")
-	defer f.Close() // FileConn holds a duplicate
-	return net.FileConn(f)
-}

@@ -43,4 +43,10 @@ func (*poller) close()                                      {}
 
 var errNoPending = errors.New("server: no connection waiting")
 
-func acceptOne(syscall.RawConn) (net.Conn, error) { return nil, errNoPoller }
+func acceptOne(syscall.RawConn) (*loopSocket, error) { return nil, errNoPoller }
+
+// loopSocket is never made without a poller.
+type loopSocket struct{ net.Conn }
+
+func (*loopSocket) setUpTCP(int) {}
+func (*loopSocket) release()     {}

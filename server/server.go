@@ -184,6 +184,8 @@ type limits struct {
 	output         [3]OutputLimit // by outputClass
 	idleTimeout    time.Duration
 	password       string // "": none; CONFIG GET requirepass shows it, as Redis's does
+	aclLogMaxLen   int    // acllog-max-len: read on every denial, so parsed once here
+	tcpKeepAlive   int    // tcp-keepalive's seconds, for each accepted socket
 }
 
 // outputClass is a client's class for its output limit, as in Redis.
@@ -219,6 +221,11 @@ func (s *Server) resolveLimits() *limits {
 	}
 	if s.NormalOutputLimit != nil {
 		l.output[classNormal] = *s.NormalOutputLimit
+	}
+	for i := range redisParams { // the defaults of those read often
+		if p := &redisParams[i]; p.name == "acllog-max-len" || p.name == "tcp-keepalive" {
+			setParam(l, map[string]string{}, p, p.value)
+		}
 	}
 	if s.Config != nil { // the rest of it is stored at the first CONFIG (config)
 		values := map[string]string{}
