@@ -58,7 +58,7 @@ func (c *conn) logDenial(reason, object, user string, argv int) {
 	if c.multi != nil || c.inExec {
 		context = "multi"
 	}
-	c.srv.aclLog.add(&aclLogEntry{reason: reason, context: context, object: object, username: user,
+	c.srv.aclLog.add(aclLogEntry{reason: reason, context: context, object: object, username: user,
 		at: time.Now(), client: c.infoLine(argv)}, c.srv.limits.Load().aclLogMaxLen)
 }
 

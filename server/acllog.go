@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"time"
 
 	"github.com/gopherpubsub/pubsub/internal/resp"
@@ -35,7 +36,7 @@ const (
 // ten newest with the same reason, context, object and user, within a
 // minute, is counted again and moved to the head; else a new one is put
 // there, and the oldest dropped past maxLen.
-func (l *aclLog) add(e *aclLogEntry, maxLen int) {
+func (l *aclLog) add(e aclLogEntry, maxLen int) {
 	for i, old := range l.entries[:min(len(l.entries), aclLogScan)] {
 		if old.reason == e.reason && old.context == e.context && old.object == e.object &&
 			old.username == e.username && e.at.Sub(old.at) < aclLogGroupWithin {
@@ -47,7 +48,9 @@ func (l *aclLog) add(e *aclLogEntry, maxLen int) {
 		}
 	}
 	e.count = 1
-	l.entries = append([]*aclLogEntry{e}, l.entries...)
+	entry := new(aclLogEntry) // e itself stays on the stack: most events count in an entry
+	*entry = e
+	l.entries = slices.Insert(l.entries, 0, entry)
 	if maxLen >= 0 && len(l.entries) > maxLen {
 		clear(l.entries[maxLen:])
 		l.entries = l.entries[:maxLen]

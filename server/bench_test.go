@@ -217,11 +217,25 @@ func BenchmarkCredentials(b *testing.B) {
 // a system call: parse a pipeline of 16 PUBLISH of 64 bytes, run them and
 // queue their replies (and, with a subscriber, its messages). The output
 // is dropped after each pipeline, as a write would take it. It is the
-// user-space share of the cheap-command cells of bench/servers.sh.
+// user-space share of the cheap-command cells of bench/servers.sh;
+// auth-fails is that of an AUTH flood (bench/fairness -auth-flood).
 func BenchmarkCommandPath(b *testing.B) {
-	for _, subs := range []int{0, 1, 10} {
-		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
-			srv := &Server{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	publish := "*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$64\r\n" + strings.Repeat("x", 64) + "\r\n"
+	for _, bc := range []struct {
+		name     string
+		subs     int
+		password string // the server's
+		cmd      string
+	}{
+		{"subs=0", 0, "", publish},
+		{"subs=1", 1, "", publish},
+		{"subs=10", 10, "", publish},
+		// A failed AUTH: the password hashed and compared, the denial in ACL LOG.
+		{"auth-fails", 0, "s3cret", "*2\r\n$4\r\nAUTH\r\n$5\r\nwrong\r\n"},
+	} {
+		subs := bc.subs
+		b.Run(bc.name, func(b *testing.B) {
+			srv := &Server{Password: bc.password, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			srv.mu.Lock()
 			srv.init()
 			srv.mu.Unlock()
@@ -248,8 +262,7 @@ func BenchmarkCommandPath(b *testing.B) {
 			for range subs {
 				subscribers = append(subscribers, client())
 			}
-			cmd := "*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$64\r\n" + strings.Repeat("x", 64) + "\r\n"
-			batch := []byte(strings.Repeat(cmd, 16))
+			batch := []byte(strings.Repeat(bc.cmd, 16))
 			done := make(chan struct{})
 			srv.loop.do(func() { // commands run on the loop only
 				defer close(done)
