@@ -6,8 +6,9 @@
 //
 // With -auth-flood n, the flood is n clients failing AUTH in a loop for
 // -for (the server is given a password with CONFIG SET requirepass for
-// the run, and none after it), and the PINGs are timed meanwhile; the
-// failed AUTHs answered a second are printed beside them.
+// the run, and none after it), and the PINGs are timed meanwhile, from
+// another process than the flood's; the failed AUTHs answered a second
+// are printed beside them.
 //
 // Usage:
 //
@@ -26,6 +27,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +42,15 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per server, alternating")
 	authFlood := flag.Int("auth-flood", 0, "clients failing AUTH in a loop instead of the PUBLISH burst")
 	floodFor := flag.Duration("for", 3*time.Second, "how long the AUTH flood lasts")
+	isFloodChild := flag.Bool("flood-child", false, "be the AUTH flood's process (used by -auth-flood)")
 	flag.Parse()
+	if *isFloodChild {
+		if err := floodChild(flag.Arg(0), *authFlood, *floodFor); err != nil {
+			fmt.Fprintln(os.Stderr, "fairness: the flood:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "fairness: no server given: name=host:port")
 		os.Exit(2)
@@ -228,7 +238,12 @@ func pingUntil(pinger net.Conn, pingR *bufio.Reader, done <-chan error, start ti
 	}
 }
 
-// measureAuthFlood times PINGs while clients fail AUTH in a loop.
+// measureAuthFlood times PINGs while clients fail AUTH in a loop. The
+// flood runs in a process of its own (floodChild): within one Go process
+// the pinger's goroutine would wait its turn among the flood's thousand
+// after each reply, and its round trips would time this program's
+// scheduler more than the server. As a process of its own, the kernel
+// runs it as soon as a reply wakes it.
 func measureAuthFlood(addr string, clients int, d time.Duration) (result, error) {
 	const secret = "fairness-secret"
 	admin, adminR, err := dial(addr)
@@ -267,27 +282,68 @@ func measureAuthFlood(addr string, clients int, d time.Duration) (result, error)
 	if err := readLines(pingR, 1); err != nil {
 		return result{}, err
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var answered atomic.Int64 // failed AUTHs the flood's clients have had answered
+
+	self, err := os.Executable()
+	if err != nil {
+		return result{}, err
+	}
+	child := exec.Command(self, "-flood-child", "-auth-flood", strconv.Itoa(clients), "-for", d.String(), addr)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		return result{}, err
+	}
+	if err := child.Start(); err != nil {
+		return result{}, err
+	}
+	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	childOut := bufio.NewReader(out)
+	if line, err := childOut.ReadString('\n'); err != nil || line != "ready\n" {
+		return result{}, fmt.Errorf("the flood did not start: %q %v", line, err)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { time.Sleep(d); done <- nil }()
+	res, err := pingUntil(pinger, pingR, done, start)
+	if err != nil {
+		return result{}, err
+	}
+	line, err := childOut.ReadString('\n')
+	if err != nil {
+		return result{}, fmt.Errorf("the flood's end: %v", err)
+	}
+	if _, err := fmt.Sscanf(line, "%f", &res.floodRate); err != nil {
+		return result{}, fmt.Errorf("the flood's end: %q", line)
+	}
+	return res, nil
+}
+
+// floodChild is the AUTH flood's process: clients connections fail AUTH
+// in a loop for d from the moment it prints "ready", then it prints how
+// many a second were answered, and returns.
+func floodChild(addr string, clients int, d time.Duration) error {
+	var conns []net.Conn
+	var readers []*bufio.Reader
 	for range clients {
 		nc, r, err := dial(addr)
 		if err != nil {
-			close(stop)
-			wg.Wait()
-			return result{}, err
+			return err
 		}
+		conns, readers = append(conns, nc), append(readers, r)
+	}
+	var stop atomic.Bool
+	var answered atomic.Int64 // failed AUTHs the flood's clients have had answered
+	var wg sync.WaitGroup
+	fmt.Println("ready")
+	start := time.Now()
+	for i, nc := range conns {
+		r := readers[i]
 		wg.Go(func() {
 			defer nc.Close()
 			wrong := []byte("*2\r\n$4\r\nAUTH\r\n$5\r\nwrong\r\n")
 			var n int64
 			defer func() { answered.Add(n) }()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for !stop.Load() {
 				if _, err := nc.Write(wrong); err != nil {
 					return
 				}
@@ -298,12 +354,9 @@ func measureAuthFlood(addr string, clients int, d time.Duration) (result, error)
 			}
 		})
 	}
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { time.Sleep(d); done <- nil }()
-	res, err := pingUntil(pinger, pingR, done, start)
-	close(stop)
+	time.Sleep(d)
+	stop.Store(true)
 	wg.Wait()
-	res.floodRate = float64(answered.Load()) / time.Since(start).Seconds()
-	return res, err
+	fmt.Printf("%.0f\n", float64(answered.Load())/time.Since(start).Seconds())
+	return nil
 }
