@@ -233,6 +233,27 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return c
 }
 
+// setUpTCP sets a TCP client's socket up as Redis does (anetEnableTcpNoDelay,
+// and anetKeepAlive with tcp-keepalive's seconds, none at 0): the kernel
+// probes a peer silent that long, then every third of it, three times.
+func setUpTCP(nc net.Conn, keepAliveSecs int) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	switch nc := nc.(type) {
+	case *loopSocket:
+		nc.setUpTCP(keepAliveSecs)
+	case *net.TCPConn:
+		_ = nc.SetNoDelay(true)
+		if keepAliveSecs <= 0 {
+			_ = nc.SetKeepAlive(false)
+			return
+		}
+		secs := time.Duration(keepAliveSecs) * time.Second
+		_ = nc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: secs, Interval: max(secs/3, time.Second), Count: 3})
+	}
+}
+
 // exited is called as each of the connection's goroutines ends.
 func (c *conn) exited() {
 	if c.running.Add(-1) == 0 {

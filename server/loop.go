@@ -357,7 +357,6 @@ func (l *loop) acceptFrom(pl *polledListener, polled []polledConn) []polledConn 
 			l.srv.logger().Warn("pubsub server: accept", "err", err)
 			return polled
 		}
-		nc.setUpTCP(l.srv.limits.Load().tcpKeepAlive)
 		c := l.srv.register(nc)
 		if c == nil { // refused, and closed
 			nc.release()

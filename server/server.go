@@ -435,6 +435,7 @@ func (s *Server) register(nc net.Conn) *conn {
 		nc.Close()
 		return nil
 	}
+	setUpTCP(nc, s.limits.Load().tcpKeepAlive)
 	c := newConn(s, nc)
 	s.conns[c.id] = c
 	s.wg.Add(2) // the writes (the loop's or a writer's), and the loop's hold on the input

@@ -71,9 +71,8 @@ func acceptOne(raw syscall.RawConn) (*loopSocket, error) {
 	return s, nil
 }
 
-// setUpTCP sets a client's TCP socket up as Redis does (anetEnableTcpNoDelay,
-// and anetKeepAlive with tcp-keepalive's seconds, none if 0): the net
-// package would have set the first, and a keep-alive of its own.
+// setUpTCP is setUpTCP's for a socket of the loop's, which the net package
+// has not set up at all.
 func (s *loopSocket) setUpTCP(keepAliveSecs int) {
 	if _, tcp := s.remote.(*net.TCPAddr); !tcp {
 		return
@@ -82,12 +81,9 @@ func (s *loopSocket) setUpTCP(keepAliveSecs int) {
 	if keepAliveSecs <= 0 {
 		return
 	}
-	// The kernel probes a peer silent that long, then every third of it,
-	// three times.
-	secs := keepAliveSecs
 	_ = syscall.SetsockoptInt(s.fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
-	_ = syscall.SetsockoptInt(s.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, secs)
-	_ = syscall.SetsockoptInt(s.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, max(secs/3, 1))
+	_ = syscall.SetsockoptInt(s.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, keepAliveSecs)
+	_ = syscall.SetsockoptInt(s.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, max(keepAliveSecs/3, 1))
 	_ = syscall.SetsockoptInt(s.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 3)
 }
 

@@ -140,13 +140,10 @@ func TestAcceptedSocketsAreAllClosed(t *testing.T) {
 }
 
 // TestAcceptedSocketsAreSetUpAsRedis checks the options Redis sets on a
-// client's TCP socket: no Nagle delay, and keep-alive probes after
+// client's TCP socket, whether the loop accepted it or not: no Nagle delay, and keep-alive probes after
 // tcp-keepalive's seconds (300 unless set; none at 0), then every third
 // of it, three times.
 func TestAcceptedSocketsAreSetUpAsRedis(t *testing.T) {
-	if testHookNoPoller {
-		t.Skip("the loop accepts sockets only with its poller")
-	}
 	srv := &Server{}
 	addr := start(t, srv)
 	admin := redistest.Dial(t, addr)
@@ -170,15 +167,20 @@ func TestAcceptedSocketsAreSetUpAsRedis(t *testing.T) {
 		client := redistest.Dial(t, addr)
 		c := srv.connByID(client.Do("CLIENT", "ID").Int)
 		require.NotNil(t, c)
-		s, ok := c.nc.(*loopSocket)
-		require.True(t, ok, "a socket the loop accepted is %T", c.nc)
-		require.Equal(t, 1, option(s.fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY), "TCP_NODELAY")
-		require.Equal(t, tc.on, option(s.fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE), "SO_KEEPALIVE with tcp-keepalive %q", tc.set)
-		if tc.on == 1 {
-			require.Equal(t, tc.idle, option(s.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE), "TCP_KEEPIDLE")
-			require.Equal(t, tc.every, option(s.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL), "TCP_KEEPINTVL")
-			require.Equal(t, tc.count, option(s.fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT), "TCP_KEEPCNT")
+		if !testHookNoPoller {
+			_, ok := c.nc.(*loopSocket)
+			require.True(t, ok, "a socket the loop accepted is %T", c.nc)
 		}
+		require.NoError(t, rawConn(c.nc).Control(func(fd uintptr) {
+			s := int(fd)
+			require.Equal(t, 1, option(s, syscall.IPPROTO_TCP, syscall.TCP_NODELAY), "TCP_NODELAY")
+			require.Equal(t, tc.on, option(s, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE), "SO_KEEPALIVE with tcp-keepalive %q", tc.set)
+			if tc.on == 1 {
+				require.Equal(t, tc.idle, option(s, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE), "TCP_KEEPIDLE")
+				require.Equal(t, tc.every, option(s, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL), "TCP_KEEPINTVL")
+				require.Equal(t, tc.count, option(s, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT), "TCP_KEEPCNT")
+			}
+		}))
 	}
 }
 
