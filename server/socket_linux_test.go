@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/gopherpubsub/pubsub"
-	"github.com/gopherpubsub/pubsub/internal/resp"
 	"github.com/gopherpubsub/pubsub/internal/redistest"
+	"github.com/gopherpubsub/pubsub/internal/resp"
 	"github.com/stretchr/testify/require"
 )
 
