@@ -6,9 +6,9 @@
 //
 // With -auth-flood n, the flood is n clients failing AUTH in a loop for
 // -for (the server is given a password with CONFIG SET requirepass for
-// the run, and none after it), and the PINGs are timed meanwhile, from
-// another process than the flood's; the failed AUTHs answered a second
-// are printed beside them.
+// the run, and none after it), and PINGs, one a millisecond at most, are
+// timed meanwhile from another process than the flood's; the failed
+// AUTHs answered a second are printed beside them.
 //
 // Usage:
 //
@@ -199,15 +199,25 @@ func measure(addr string, subs, n int) (result, error) {
 		}
 		replied <- err
 	}()
-	return pingUntil(pinger, pingR, replied, start)
+	return pingUntil(pinger, pingR, replied, start, 0)
 }
 
 // pingUntil sends PING after PING on pinger, one at a time, until the
 // load reports its end on done, and returns the round trips' figures.
-func pingUntil(pinger net.Conn, pingR *bufio.Reader, done <-chan error, start time.Time) (result, error) {
+// With every > 0, a PING starts that long after the previous one started
+// (at once if its reply came later), so that the pinger takes little of
+// the generator's core from the load.
+func pingUntil(pinger net.Conn, pingR *bufio.Reader, done <-chan error, start time.Time, every time.Duration) (result, error) {
 	var rtts []time.Duration
 	ping := []byte("*1\r\n$4\r\nPING\r\n")
+	next := time.Now()
 	for {
+		if every > 0 {
+			if wait := time.Until(next); wait > 0 {
+				time.Sleep(wait)
+			}
+			next = time.Now().Add(every)
+		}
 		select {
 		case err := <-done:
 			if err != nil {
@@ -304,7 +314,7 @@ func measureAuthFlood(addr string, clients int, d time.Duration) (result, error)
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { time.Sleep(d); done <- nil }()
-	res, err := pingUntil(pinger, pingR, done, start)
+	res, err := pingUntil(pinger, pingR, done, start, floodPingEvery)
 	if err != nil {
 		return result{}, err
 	}
@@ -317,6 +327,11 @@ func measureAuthFlood(addr string, clients int, d time.Duration) (result, error)
 	}
 	return res, nil
 }
+
+// floodPingEvery paces the PINGs during an AUTH flood: sent back to back,
+// they took half of the generator's core from the flood's process, whose
+// load then fell whenever the server answered them quickly.
+const floodPingEvery = time.Millisecond
 
 // floodChild is the AUTH flood's process: clients connections fail AUTH
 // in a loop for d from the moment it prints "ready", then it prints how
