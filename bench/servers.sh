@@ -87,7 +87,7 @@ if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
   echo "| --- | --- | --- | --- |"
   for subs in 0 10 100; do
     subpids=()
-    for port in $redis_port $pubsubd_port; do
+    for port in $redis_port $pubsubd_port $floor_port; do
       for _ in $(seq "$subs"); do
         taskset -c 1 redis-cli -p $port subscribe bench >/dev/null &
         subpids+=($!)
@@ -100,15 +100,16 @@ if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
       for pipe in 1 16; do
         declare -A rate=() runs_of=()
         for _ in $(seq "$runs"); do # alternating runs; the median of each server's
-          for port in $pubsubd_port $redis_port; do
+          for port in $pubsubd_port $redis_port $floor_port; do
             runs_of[$port]+="$(taskset -c 1 redis-benchmark -p $port -c $clients -n $requests -P $pipe -q \
-              PUBLISH bench hello | awk '{ for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1) "
+              PUBLISH bench hello 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1) "
           done
         done
-        for port in $pubsubd_port $redis_port; do
+        for port in $pubsubd_port $redis_port $floor_port; do
           rate[$port]=$(echo "${runs_of[$port]}" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
         done
-        row="$row $(awk -v a="${rate[$pubsubd_port]}" -v b="${rate[$redis_port]}" 'BEGIN { printf "%.0f / %.0f = %.2fx", a, b, a / b }') |"
+        row="$row $(awk -v a="${rate[$pubsubd_port]}" -v b="${rate[$redis_port]}" -v f="${rate[$floor_port]}" \
+          'BEGIN { printf "%.0f / %.0f = %.2fx, floor %.2fx", a, b, a / b, a / f }') |"
       done
       echo "$row"
     done
