@@ -865,16 +865,16 @@ func TestDeliveredSurvivesLeaving(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Subscribe(ctx, "steady"))
 
-	var wg sync.WaitGroup
+	var reader, loops sync.WaitGroup
 	var received int
-	wg.Go(func() {
+	reader.Go(func() {
 		for range s.Channel() {
 			received++
 		}
 	})
 	stop := make(chan struct{})
 	loop := func(step func() error) {
-		wg.Go(func() {
+		loops.Go(func() {
 			for {
 				select {
 				case <-stop:
@@ -907,9 +907,13 @@ func TestDeliveredSurvivesLeaving(t *testing.T) {
 		require.GreaterOrEqual(t, d, last, "Delivered went back")
 		last = d
 	}
+	// The loops end before the subscription closes: a Subscribe begun
+	// before stop and run after Close would fail with ErrClosed, as
+	// documented.
 	close(stop)
+	loops.Wait()
 	require.NoError(t, s.Close())
-	wg.Wait()
+	reader.Wait()
 	st := s.Stats()
 	assert.Equal(t, uint64(received), st.Delivered)
 	assert.Zero(t, st.Dropped)
