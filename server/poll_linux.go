@@ -15,11 +15,13 @@ import (
 // goroutine calls its methods, but wake.
 //
 // Sockets are read and registered through their syscall.RawConn, never
-// by descriptor number alone: a socket closed by another goroutine (a
-// CLIENT KILL, an output limit) leaves the epoll set by itself, and its
-// number may be reused by the next accepted socket at once, so the
-// runtime's reference on the descriptor is what keeps a read or an
-// epoll_ctl from reaching the wrong client.
+// by a descriptor number kept aside: a socket closed by another goroutine
+// (DropClients, an output limit reached by a Go publisher) may see its
+// number reused by the next socket opened at once. For a socket of the
+// net package the runtime's reference on the descriptor keeps a read or
+// an epoll_ctl from reaching the wrong client; a socket the loop accepted
+// (loopSocket) is only shut down by such a close, and its descriptor
+// closed by the loop itself once done with it.
 type poller struct {
 	epfd   int
 	wakefd int

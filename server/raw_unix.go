@@ -69,9 +69,9 @@ func (c *conn) writeToFD(fd uintptr) bool {
 }
 
 // fdSource reads a socket the poller watches, on the loop: one read
-// that never waits (the runtime keeps sockets non-blocking), through the
-// runtime's reference on the descriptor (see poller). Its fields carry
-// the read through RawConn.Read's function, made once.
+// that never waits (the sockets are non-blocking), through the socket's
+// RawConn (see poller). Its fields carry the read through RawConn.Read's
+// function, made once.
 type fdSource struct {
 	raw    syscall.RawConn
 	readFD func(fd uintptr) bool
