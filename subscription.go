@@ -160,11 +160,14 @@ type Subscription struct {
 	delivered atomic.Uint64                  // outside the fast path, and what memberships left
 	highWater atomic.Int64
 
-	// mu guards closed, err and members. Publish's checked path (func
-	// subscriptions, Block) holds it for reading while it delivers; its
-	// fast path holds the index's lock instead (see tally in broker.go).
+	// mu guards err and members, and is held to set closed. Publish's
+	// checked path holds it for reading while it sends to a Block
+	// subscription's buffer, so that close cannot close the buffer under
+	// it; for a func subscription it only loads closed and the member's
+	// removed (fn may be called once after either, as documented). The
+	// fast path holds the index's lock instead (see tally in delivery.go).
 	mu       sync.RWMutex
-	closed   bool
+	closed   atomic.Bool
 	overflow Overflow
 	onDrop   func(*Subscription, Message)
 	dropped  atomic.Uint64
@@ -649,7 +652,7 @@ func (s *Subscription) tellRelay(ns Namespace, left []string) {
 func (s *Subscription) leaveLocked(mb *member) {
 	s.b.index(mb.ns).remove(mb)
 	s.mu.Lock()
-	mb.removed = true
+	mb.removed.Store(true)
 	s.delivered.Add(mb.delivered.Load()) // final: no fast delivery is left
 	if _, i := s.members.find(mb.ns, mb.name); i >= 0 {
 		s.members.remove(i)
@@ -658,9 +661,7 @@ func (s *Subscription) leaveLocked(mb *member) {
 }
 
 func (s *Subscription) isClosed() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.closed
+	return s.closed.Load()
 }
 
 // close closes the subscription with reason err. It reports false if the
@@ -669,11 +670,12 @@ func (s *Subscription) close(err error) bool {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	s.mu.Lock()
-	if s.closed {
+	if s.closed.Load() {
 		s.mu.Unlock()
 		return false
 	}
-	s.closed, s.err = true, err
+	s.closed.Store(true)
+	s.err = err
 	if s.block != nil {
 		close(s.block.done) // wakes Block-policy publishers
 	}
@@ -716,16 +718,21 @@ const (
 // index lock held, so it checks under s.mu that the membership is still
 // current, and blocks only under Block, until room, ctx's end or close.
 func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcome, error) {
-	s.mu.RLock()
-	if s.closed || mb.removed {
-		s.mu.RUnlock()
-		return outGone, nil
-	}
 	if s.fn != nil {
+		// No lock: fn runs without one anyway, so one taken here would
+		// only narrow, not close, the window in which a publish already
+		// under way calls fn after Unsubscribe or Close (documented).
+		if s.closed.Load() || mb.removed.Load() {
+			return outGone, nil
+		}
 		s.delivered.Add(1)
-		s.mu.RUnlock()
 		s.fn(ctx, m)
 		return outDelivered, nil
+	}
+	s.mu.RLock()
+	if s.closed.Load() || mb.removed.Load() {
+		s.mu.RUnlock()
+		return outGone, nil
 	}
 	select {
 	case s.ch <- m:

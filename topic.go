@@ -20,8 +20,9 @@ type member struct {
 	s         *Subscription
 	name      string // the channel or pattern subscribed to
 	ns        Namespace
-	// removed is set, under s.mu, when the membership ends.
-	removed bool
+	// removed is set, under s.mu, when the membership ends; the checked
+	// path of a func subscription loads it without the lock.
+	removed atomic.Bool
 	// slot is the member's index in its topic's or pattern's member list,
 	// under that index's write lock: it makes removal O(1).
 	slot int
