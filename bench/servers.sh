@@ -81,7 +81,18 @@ if [ "$what" = table ] || [ "$what" = all ]; then
   done
 fi
 
+# cpu_ticks prints the user and system CPU time a process has used, in
+# clock ticks (/proc/PID/stat fields 14 and 15).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks_per_second=$(getconf CLK_TCK)
+
 if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
+  # Each cell also gives the CPU time each server used per request (us,
+  # median over the runs: ours / redis-server's / the floor's) and how busy
+  # pubsubd's core was. A cell where that core is far from busy is bound
+  # by the generator's core (redis-benchmark and the subscribers' redis-cli
+  # share it), and its rates say little about the servers.
+  declare -A pid_of=([$redis_port]=${pids[0]} [$pubsubd_port]=${pids[1]} [$floor_port]=${pids[2]})
   echo
   echo "| S | clients | no pipelining | -P 16 |"
   echo "| --- | --- | --- | --- |"
@@ -98,18 +109,26 @@ if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
     for clients in 20 1; do
       row="| $subs | $clients |"
       for pipe in 1 16; do
-        declare -A rate=() runs_of=()
+        declare -A rate=() runs_of=() cpu=() cpu_of=() busy=() busy_of=()
         for _ in $(seq "$runs"); do # alternating runs; the median of each server's
           for port in $pubsubd_port $redis_port $floor_port; do
+            before=$(cpu_ticks "${pid_of[$port]}") start=$(date +%s%N)
             runs_of[$port]+="$(taskset -c 1 redis-benchmark -p $port -c $clients -n $requests -P $pipe -q \
               PUBLISH bench hello 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1) "
+            used=$(($(cpu_ticks "${pid_of[$port]}") - before)) elapsed=$(($(date +%s%N) - start))
+            cpu_of[$port]+="$(awk -v t="$used" -v hz="$ticks_per_second" -v n="$requests" 'BEGIN { printf "%.2f", t / hz / n * 1e6 }') "
+            busy_of[$port]+="$(awk -v t="$used" -v hz="$ticks_per_second" -v ns="$elapsed" 'BEGIN { printf "%.0f", t / hz / (ns / 1e9) * 100 }') "
           done
         done
+        median() { echo "$1" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
         for port in $pubsubd_port $redis_port $floor_port; do
-          rate[$port]=$(echo "${runs_of[$port]}" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+          rate[$port]=$(median "${runs_of[$port]}")
+          cpu[$port]=$(median "${cpu_of[$port]}")
+          busy[$port]=$(median "${busy_of[$port]}")
         done
         row="$row $(awk -v a="${rate[$pubsubd_port]}" -v b="${rate[$redis_port]}" -v f="${rate[$floor_port]}" \
-          'BEGIN { printf "%.0f / %.0f = %.2fx, floor %.2fx", a, b, a / b, a / f }') |"
+          -v ca="${cpu[$pubsubd_port]}" -v cb="${cpu[$redis_port]}" -v cf="${cpu[$floor_port]}" -v busy="${busy[$pubsubd_port]}" \
+          'BEGIN { printf "%.0f / %.0f = %.2fx, floor %.2fx; CPU %s / %s / %s us, core %s%%", a, b, a / b, a / f, ca, cb, cf, busy }') |"
       done
       echo "$row"
     done
