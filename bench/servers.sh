@@ -21,6 +21,7 @@ cleanup() {
   rm -rf "$bin"
 }
 trap cleanup EXIT
+trap 'echo "servers.sh: line $LINENO failed (status $?)" >&2' ERR
 ulimit -n "$(ulimit -Hn)" # 10,000 connections on each side need more than the usual 1,024
 
 go build -o "$bin/pubsubd" ./cmd/pubsubd
@@ -113,8 +114,11 @@ if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
         for _ in $(seq "$runs"); do # alternating runs; the median of each server's
           for port in $pubsubd_port $redis_port $floor_port; do
             before=$(cpu_ticks "${pid_of[$port]}") start=$(date +%s%N)
-            runs_of[$port]+="$(taskset -c 1 redis-benchmark -p $port -c $clients -n $requests -P $pipe -q \
-              PUBLISH bench hello 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1) "
+            if ! out=$(taskset -c 1 redis-benchmark -p $port -c $clients -n $requests -P $pipe -q \
+              PUBLISH bench hello 2>&1); then
+              echo "redis-benchmark on port $port failed: $(echo "$out" | tr '\r' '\n' | tail -1)" >&2
+            fi
+            runs_of[$port]+="$(echo "$out" | awk '{ for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1) "
             used=$(($(cpu_ticks "${pid_of[$port]}") - before)) elapsed=$(($(date +%s%N) - start))
             cpu_of[$port]+="$(awk -v t="$used" -v hz="$ticks_per_second" -v n="$requests" 'BEGIN { printf "%.2f", t / hz / n * 1e6 }') "
             busy_of[$port]+="$(awk -v t="$used" -v hz="$ticks_per_second" -v ns="$elapsed" 'BEGIN { printf "%.0f", t / hz / (ns / 1e9) * 100 }') "
