@@ -715,8 +715,10 @@ const (
 
 // offer is the checked path, for what Publish's fast path defers: a func
 // subscription, or a full buffer under the Block policy. It runs with no
-// index lock held, so it checks under s.mu that the membership is still
-// current, and blocks only under Block, until room, ctx's end or close.
+// index lock held, so it checks that the membership is still current: for
+// a func subscription by loading the flags, for a buffer under s.mu, which
+// keeps close from closing the buffer during the send. It blocks only under
+// Block, until room, ctx's end or close.
 func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcome, error) {
 	if s.fn != nil {
 		// No lock: fn runs without one anyway, so one taken here would
