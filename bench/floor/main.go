@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
 )
@@ -44,6 +45,11 @@ type server struct {
 func main() {
 	port := flag.Int("port", 7103, "TCP port on 127.0.0.1")
 	flag.Parse()
+	// Two Ps on one CPU, as pubsubd has (see atLeastTwoProcs there): with
+	// one, every wait in epoll_wait costs the runtime a handoff of the P.
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 	if err := run(*port); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
