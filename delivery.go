@@ -197,7 +197,7 @@ func (t *tally) run(ctx context.Context, d *deferredDelivery) {
 		if m.Kind == KindPMessage {
 			m.Pattern = d.mb.name // the pattern phase changes t.msg.Pattern as it goes
 		}
-		t.offerOne(ctx, d.mb, m)
+		t.offerOne(ctx, d.mb, &m)
 	case deferDropHook:
 		s.dropHook(d.m)
 	case deferDisconnect:
@@ -206,7 +206,7 @@ func (t *tally) run(ctx context.Context, d *deferredDelivery) {
 	}
 }
 
-func (t *tally) offerOne(ctx context.Context, mb *member, m Message) {
+func (t *tally) offerOne(ctx context.Context, mb *member, m *Message) {
 	out, err := mb.s.offer(ctx, mb, m)
 	switch out {
 	case outGone:

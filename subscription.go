@@ -719,7 +719,7 @@ const (
 // a func subscription by loading the flags, for a buffer under s.mu, which
 // keeps close from closing the buffer during the send. It blocks only under
 // Block, until room, ctx's end or close.
-func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcome, error) {
+func (s *Subscription) offer(ctx context.Context, mb *member, m *Message) (outcome, error) {
 	if s.fn != nil {
 		// No lock: fn runs without one anyway, so one taken here would
 		// only narrow, not close, the window in which a publish already
@@ -728,7 +728,7 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 			return outGone, nil
 		}
 		s.delivered.Add(1)
-		s.fn(ctx, m)
+		s.fn(ctx, *m)
 		return outDelivered, nil
 	}
 	s.mu.RLock()
@@ -737,7 +737,7 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 		return outGone, nil
 	}
 	select {
-	case s.ch <- m:
+	case s.ch <- *m:
 		s.noteDelivered() // under the lock: counted before Unsubscribe can return
 		s.mu.RUnlock()
 		return outDelivered, nil
@@ -745,14 +745,15 @@ func (s *Subscription) offer(ctx context.Context, mb *member, m Message) (outcom
 	}
 	s.block.blockers.Add(1) // only Block-policy offers get here
 	s.mu.RUnlock()
+	waiting := *m
 	if w := blockwait.From(ctx); w != nil {
 		// A publisher that must not wait (the server's loop) finishes
 		// this delivery later, on a goroutine of its own; close waits
 		// for it as for any blocked publisher.
-		w.Add(func(ctx context.Context) { _, _ = s.offerBlocking(ctx, m) })
+		w.Add(func(ctx context.Context) { _, _ = s.offerBlocking(ctx, waiting) })
 		return outWaiting, nil
 	}
-	return s.offerBlocking(ctx, m)
+	return s.offerBlocking(ctx, waiting)
 }
 
 // offerBlocking waits for room. The caller registered with s.block.blockers
