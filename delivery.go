@@ -193,11 +193,10 @@ func (t *tally) run(ctx context.Context, d *deferredDelivery) {
 	s := d.mb.s
 	switch d.kind {
 	case deferOffer:
-		m := t.msg
-		if m.Kind == KindPMessage {
-			m.Pattern = d.mb.name // the pattern phase changes t.msg.Pattern as it goes
+		if t.msg.Kind == KindPMessage {
+			t.msg.Pattern = d.mb.name // each member of the pattern phase has its own
 		}
-		t.offerOne(ctx, d.mb, &m)
+		t.offerOne(ctx, d.mb, &t.msg)
 	case deferDropHook:
 		s.dropHook(d.m)
 	case deferDisconnect:

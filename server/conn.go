@@ -572,7 +572,7 @@ func (c *conn) closeAfterFlush() {
 // dropped. A publish on the loop needs no such check: an unsubscribe ran
 // before it on the same goroutine, and the subscription never offers a
 // name it no longer holds.
-func (c *conn) deliver(ctx context.Context, sub *pubsub.Subscription, m pubsub.Message) {
+func (c *conn) deliver(ctx context.Context, sub *pubsub.Subscription, m *pubsub.Message) {
 	batch, _ := ctx.Value(batchKey{}).(*publishBatch)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -603,7 +603,7 @@ func (c *conn) deliver(ctx context.Context, sub *pubsub.Subscription, m pubsub.M
 }
 
 // encodePush appends m as the push a subscriber receives.
-func encodePush(buf []byte, m pubsub.Message, proto int) []byte {
+func encodePush(buf []byte, m *pubsub.Message, proto int) []byte {
 	w := resp.Writer{Proto: proto, Buf: buf}
 	switch m.Kind {
 	case pubsub.KindPMessage:
@@ -633,10 +633,10 @@ type publishBatch struct {
 // encoded returns m encoded for proto, reusing the last encoding when it
 // was of the same message. Comparing the strings is cheap: the receivers
 // of one publish share them.
-func (b *publishBatch) encoded(m pubsub.Message, proto int) []byte {
-	if b.enc == nil || b.key != m || b.proto != proto {
+func (b *publishBatch) encoded(m *pubsub.Message, proto int) []byte {
+	if b.enc == nil || b.key != *m || b.proto != proto {
 		b.enc = encodePush(b.enc[:0], m, proto)
-		b.key, b.proto = m, proto
+		b.key, b.proto = *m, proto
 	}
 	return b.enc
 }
@@ -654,7 +654,7 @@ func (b *publishBatch) release() {
 func (c *conn) subscriptionLocked() (*pubsub.Subscription, error) {
 	if c.sub == nil {
 		var s *pubsub.Subscription // set before it holds anything, so before fn runs
-		s, err := c.srv.broker.NewSubscriptionFunc(func(ctx context.Context, m pubsub.Message) { c.deliver(ctx, s, m) })
+		s, err := c.srv.broker.NewSubscriptionFunc(func(ctx context.Context, m pubsub.Message) { c.deliver(ctx, s, &m) })
 		if err != nil {
 			return nil, err
 		}
