@@ -8,8 +8,8 @@
 # this repository does not carry). Needs tclsh and redis-server; both
 # servers listen on loopback only.
 set -euo pipefail
+file=$(realpath "$1") # before the cd: the path may be relative to where it was run
 cd "$(dirname "$0")/../.."
-file=$(realpath "$1")
 rounds=${2:-100}
 bin=$(mktemp -d)
 pids=()
