@@ -8,6 +8,10 @@
 # this repository does not carry). Needs tclsh and redis-server; both
 # servers listen on loopback only.
 set -euo pipefail
+if [ $# -lt 1 ] || [ ! -f "$1" ]; then
+  echo "usage: bash bench/redistcl/run.sh path/to/redis/tests/unit/pubsub.tcl [rounds]" >&2
+  exit 2
+fi
 file=$(realpath "$1") # before the cd: the path may be relative to where it was run
 cd "$(dirname "$0")/../.."
 rounds=${2:-100}
