@@ -86,6 +86,8 @@ fi
 # clock ticks (/proc/PID/stat fields 14 and 15).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
+# median prints the median of the numbers in $1, separated by spaces.
+median() { echo "$1" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
   # Each cell also gives the CPU time each server used per request (us,
@@ -124,7 +126,6 @@ if [ "$what" = redis-benchmark ] || [ "$what" = all ]; then
             busy_of[$port]+="$(awk -v t="$used" -v hz="$ticks_per_second" -v ns="$elapsed" 'BEGIN { printf "%.0f", t / hz / (ns / 1e9) * 100 }') "
           done
         done
-        median() { echo "$1" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
         for port in $pubsubd_port $redis_port $floor_port; do
           rate[$port]=$(median "${runs_of[$port]}")
           cpu[$port]=$(median "${cpu_of[$port]}")
